@@ -1,0 +1,99 @@
+"""The ``MarioShaped`` environment: the notebook's training env, built from small wrappers."""
+
+import inspect
+from typing import Any
+
+import gymnasium as gym
+from gym_super_mario_bros import SuperMarioBrosEnv
+from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
+from nes_py.wrappers import JoypadSpace
+
+from sb3_mario.reward import ShapedReward
+from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip
+
+ENV_ID = "MarioShaped"
+
+LEVELS = tuple(f"{world}-{stage}" for world in range(1, 9) for stage in range(1, 5))
+
+ACTION_SETS: dict[str, list[list[str]]] = {
+    "right_only": RIGHT_ONLY,
+    "simple": SIMPLE_MOVEMENT,
+    "complex": COMPLEX_MOVEMENT,
+}
+
+RENDER_MODES = (None, "rgb_array", "human")
+
+REWARD_CONSTANTS = tuple(inspect.signature(ShapedReward).parameters)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not valid: expected a positive integer")
+    return value
+
+
+def _frame_shape(frame_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    shape = (frame_size, frame_size) if isinstance(frame_size, int) else frame_size
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in shape)
+    ):
+        raise ValueError(f"frame_size={frame_size!r} is not valid: expected a positive int or (height, width) of positive ints")
+    return int(shape[0]), int(shape[1])
+
+
+def make_mario_shaped(
+    level: str = "1-1",
+    actions: str = "simple",
+    frame_skip: int = 4,
+    frame_size: int | tuple[int, int] = 96,
+    frame_stack: int = 4,
+    render_mode: str | None = None,
+    **reward_constants: float,
+) -> gym.Env:
+    """
+    Build the notebook's Super Mario Bros training env (registered as ``MarioShaped``).
+
+    Each agent step repeats the action for ``frame_skip`` emulator frames and earns the sum of the
+    shaped per-frame rewards (:class:`sb3_mario.reward.ShapedReward`); the observation is the last
+    ``frame_stack`` emulator frames, oldest first, grayscale, resized, ``uint8`` in
+    ``(frame_stack, height, width)``: channel-first, as SB3's ``CnnPolicy`` expects.
+
+    :param level: SMB1 stage, ``"1-1"`` to ``"8-4"``.
+    :param actions: Button combinations the agent chooses from: ``"right_only"`` (5), ``"simple"``
+        (7, the notebook's ``SIMPLE_MOVEMENT``) or ``"complex"`` (12), in gym-super-mario-bros' order.
+    :param frame_skip: Emulator frames each action is held for.
+    :param frame_size: Side of the square observation frames, or ``(height, width)``.
+    :param frame_stack: Number of most recent emulator frames in an observation.
+    :param render_mode: ``None``, ``"rgb_array"`` (``render()`` returns the 240x256 RGB screen) or
+        ``"human"`` (a window showing every frame).
+    :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`.
+    :return: The wrapped env.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level={level!r} is not an SMB1 stage; valid levels: {', '.join(LEVELS)}")
+    if actions not in ACTION_SETS:
+        raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
+    if render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode={render_mode!r} is not valid; valid choices: {RENDER_MODES}")
+    unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
+    if unknown:
+        raise ValueError(
+            f"unknown MarioShaped argument(s) {unknown}; reward constants are: {', '.join(REWARD_CONSTANTS)}"
+        )
+    frame_skip = _positive_int("frame_skip", frame_skip)
+    frame_stack = _positive_int("frame_stack", frame_stack)
+    frame_shape = _frame_shape(frame_size)
+
+    world, stage = (int(part) for part in level.split("-"))
+    env: gym.Env = SuperMarioBrosEnv(target=(world, stage), render_mode=render_mode)
+    env = ShapedFrameSkip(env, ShapedReward(**reward_constants), frame_skip=frame_skip, n_frames=frame_stack)
+    env = JoypadSpace(env, ACTION_SETS[actions])
+    return ResizeFrames(env, frame_shape)
+
+
+def register_mario_envs() -> None:
+    """Register ``MarioShaped`` with Gymnasium (idempotent)."""
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="sb3_mario.env:make_mario_shaped")

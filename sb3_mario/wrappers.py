@@ -1,0 +1,150 @@
+"""
+Gymnasium wrappers that turn the raw Super Mario Bros emulator into the notebook's training env.
+
+Read bottom-up, the stack in :func:`sb3_mario.env.make_mario_shaped` says what happens to a step:
+the emulator plays each action for several frames under the shaped reward, the buttons come from a
+small discrete action set, and the kept grayscale frames are shrunk to the network's input size.
+"""
+
+from typing import Any, SupportsFloat
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gym_super_mario_bros import SuperMarioBrosEnv
+from gymnasium import spaces
+from nes_py.nes_env import SCREEN_HEIGHT, SCREEN_WIDTH
+
+from sb3_mario.reward import ShapedReward, accumulate
+
+
+class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    """
+    Repeat each action for ``frame_skip`` emulator frames, scoring every frame with the shaped reward.
+
+    The episode ends on the first terminal frame (first dying frame, flag, stall limit) and no later
+    frame is played. The observation is the last ``n_frames`` grayscale screens played, oldest
+    first, at full resolution (``n_frames`` copies of the first screen after a reset).
+
+    The emulator is driven frame by frame directly (``_frame_advance``) instead of through
+    ``SuperMarioBrosEnv.step``: the stock step builds a 30-key info dict and a reward we throw away
+    on every frame, which costs ~6% of the emulator's own time. Only the few RAM values the
+    shaped reward needs are read, and the stock between-frame housekeeping (``_did_step``: skipping
+    pipe and area-change animations) still runs.
+
+    :param env: A single-stage Super Mario Bros env (unwrapped) taking NES button bitmaps.
+    :param reward: The per-frame reward rule (its constants decide termination too).
+    :param frame_skip: Emulator frames per agent step.
+    :param n_frames: Number of most recent frames in the observation.
+    """
+
+    def __init__(self, env: SuperMarioBrosEnv, reward: ShapedReward, frame_skip: int = 4, n_frames: int = 4) -> None:
+        super().__init__(env)
+        self.nes: SuperMarioBrosEnv = env.unwrapped  # type: ignore[assignment]
+        self.reward_rule = reward
+        self.frame_skip = frame_skip
+        self.n_frames = n_frames
+        self.observation_space = spaces.Box(0, 255, (n_frames, SCREEN_HEIGHT, SCREEN_WIDTH), np.uint8)
+        # Ring of the last frames; `_next` is the slot the next frame goes into (the oldest one).
+        self._frames = np.zeros(self.observation_space.shape, dtype=np.uint8)
+        self._next = 0
+
+    def _record_frame(self) -> None:
+        self.nes.observation("grayscale", output=self._frames[self._next])
+        self._next = (self._next + 1) % self.n_frames
+
+    def _stacked_frames(self) -> np.ndarray:
+        return np.concatenate((self._frames[self._next :], self._frames[: self._next]))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        _, info = self.env.reset(seed=seed, options=options)
+        self.reward_rule.reset(x_pos=self.nes._x_position)
+        self.nes.observation("grayscale", output=self._frames[0])
+        self._frames[1:] = self._frames[0]
+        self._next = 0
+        return self._stacked_frames(), {**info, **self._mario_info(death=False, frames=0)}
+
+    def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        nes = self.nes
+        step_reward = 0.0
+        terminated = False
+        cause = None
+        frames = 0
+        for _ in range(self.frame_skip):
+            nes._frame_advance(action)
+            frames += 1
+            self._record_frame()
+            if self.render_mode == "human":
+                nes.render()
+            frame = self.reward_rule.frame(
+                x_pos=nes._x_position,
+                y_pos=nes._y_position,
+                flag_get=nes._flag_get,
+                dying=nes._is_dying or nes._is_dead,
+            )
+            step_reward = accumulate(step_reward, frame)
+            if frame.terminated:
+                terminated, cause = True, frame.cause
+                break
+            # Stock housekeeping between frames: fast-forward pipes, area changes and busy states.
+            nes._did_step(False)
+        info = self._mario_info(death=cause == "death", frames=frames)
+        info["termination_cause"] = cause
+        return self._stacked_frames(), step_reward, terminated, False, info
+
+    def _mario_info(self, death: bool, frames: int) -> dict[str, Any]:
+        nes, rule = self.nes, self.reward_rule
+        return {
+            "x_pos": nes._x_position,
+            "y_pos": nes._y_position,
+            "max_x": rule.max_x,
+            "flag_get": nes._flag_get,
+            "death": death,
+            "stall_frames": rule.stall_frames,
+            "checkpoint_reached": rule.checkpoint_reached,
+            "world": nes._world,
+            "stage": nes._stage,
+            "frames": frames,
+        }
+
+    def render(self) -> np.ndarray | None:
+        # The emulator hands out a live view of its screen; copy it so recorded frames stay put.
+        frame = self.env.render()
+        return None if frame is None else np.array(frame)
+
+
+class ResizeFrames(gym.ObservationWrapper[np.ndarray, int, np.ndarray]):
+    """
+    Resize a ``(n, H, W)`` stack of grayscale frames to ``(n, height, width)``, keeping ``uint8``.
+
+    Shrinks by an exact integer factor first (``INTER_AREA``'s fast path averages whole pixel
+    blocks), then bilinearly to the final size: within ~3 gray levels of the notebook's
+    antialiased PIL resize at a tenth of its cost (measured in ``scripts/bench_env.py``).
+
+    :param env: Env whose observations are ``(n, H, W)`` uint8 frame stacks.
+    :param size: Output ``(height, width)``.
+    """
+
+    def __init__(self, env: gym.Env, size: tuple[int, int]) -> None:
+        super().__init__(env)
+        n_frames, in_height, in_width = env.observation_space.shape  # type: ignore[misc]
+        height, width = size
+        self.size = (height, width)
+        self.observation_space = spaces.Box(0, 255, (n_frames, height, width), np.uint8)
+        factor = max(
+            (f for f in (2, 4, 8, 16) if in_height % f == in_width % f == 0 and in_height // f >= height and in_width // f >= width),
+            default=1,
+        )
+        self._block_size = (in_width // factor, in_height // factor)  # cv2 sizes are (width, height)
+        self._exact = self._block_size == (width, height)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        resized = np.empty(self.observation_space.shape, dtype=np.uint8)
+        height, width = self.size
+        for frame, out in zip(observation, resized):
+            if self._exact:
+                cv2.resize(frame, self._block_size, dst=out, interpolation=cv2.INTER_AREA)
+            else:
+                blocks = cv2.resize(frame, self._block_size, interpolation=cv2.INTER_AREA)
+                cv2.resize(blocks, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
+        return resized
