@@ -1,7 +1,73 @@
-"""Glue that lets rl-zoo3 launch sb3-mario with no extra flags (filled in by the rl-zoo3 issue)."""
+"""
+rl-zoo3 glue: make ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` use this project.
 
-import sb3_mario  # noqa: F401  (registers MarioShaped)
+rl-zoo3 reads default hyperparameters from the ``hyperparams/`` folder inside its own package,
+never from the working directory, and imports a module named ``custom_envs`` when it starts.
+sb3-mario installs a ``custom_envs`` module that calls :func:`install`, which registers the env
+and the policy aliases, and points rl-zoo3 at the project's ``hyperparams/{algo}.yml`` when the
+user gave no ``--conf-file`` and that file has an entry for the env. Every other env keeps
+rl-zoo3's stock hyperparameters.
+"""
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+import sb3_mario
+
+HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
+
+
+def project_hyperparams_dir() -> Path:
+    """
+    The project's ``hyperparams/`` folder: ``$SB3_MARIO_HYPERPARAMS`` if set, else the one beside
+    the ``sb3_mario`` package (the repository, with the editable install ``scripts/setup.sh`` makes).
+    """
+    if os.environ.get(HYPERPARAMS_ENV_VAR):
+        return Path(os.environ[HYPERPARAMS_ENV_VAR])
+    return Path(sb3_mario.__file__).resolve().parent.parent / "hyperparams"
+
+
+def project_config(algo: str, env_id: str) -> Path | None:
+    """
+    The project's hyperparameter file for ``algo`` if it has an entry for ``env_id``.
+
+    :param algo: rl-zoo3 algorithm name, e.g. ``"dqn"``.
+    :param env_id: Gymnasium env id, e.g. ``"MarioShaped"``.
+    :return: The file, or ``None`` when rl-zoo3's own defaults apply.
+    """
+    path = project_hyperparams_dir() / f"{algo}.yml"
+    if not path.is_file():
+        return None
+    with open(path) as file:
+        return path if env_id in (yaml.safe_load(file) or {}) else None
+
+
+def _use_project_hyperparams(original_init):
+    @functools.wraps(original_init)
+    def __init__(self, *args, **kwargs) -> None:
+        original_init(self, *args, **kwargs)
+        if kwargs.get("config") is None:  # no --conf-file on the command line
+            config = project_config(self.algo, self.env_name.gym_id)
+            if config is not None:
+                self.config = str(config)
+
+    __init__.sb3_mario_patch = True
+    return __init__
 
 
 def install() -> None:
-    """Register sb3-mario's pieces with rl-zoo3."""
+    """Register sb3-mario's env and policies, and its hyperparameters with rl-zoo3 (idempotent)."""
+    exp_manager = sys.modules.get("rl_zoo3.exp_manager")
+    if exp_manager is not None and not hasattr(exp_manager, "ExperimentManager"):
+        # Code that imports rl_zoo3.exp_manager before rl_zoo3.import_envs reaches this hook while
+        # exp_manager is half-imported: its class does not exist yet. rl-zoo3's own commands import
+        # import_envs first; such code must pass --conf-file (or import custom_envs first).
+        return
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
+        ExperimentManager.__init__ = _use_project_hyperparams(ExperimentManager.__init__)

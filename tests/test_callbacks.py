@@ -1,0 +1,169 @@
+"""Adaptive epsilon: frontier and boost rules, and the epsilon SB3's DQN really uses."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
+from sb3_mario.schedules import BoostableSchedule, ExponentialSchedule
+
+
+class Corridor(gym.Env):
+    """Mario in a corridor: x grows by ``speed`` every step whatever the action; ``length`` steps per episode."""
+
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, speed: int = 8, length: int = 20) -> None:
+        self.speed, self.length = speed, length
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 40, 0
+        return np.zeros(1, np.float32), {"x_pos": self.x, "max_x": self.x}
+
+    def step(self, action):
+        self.x, self.t = self.x + self.speed, self.t + 1
+        info = {"x_pos": self.x, "max_x": self.x, "termination_cause": "death" if self.t == self.length else None}
+        return np.zeros(1, np.float32), 0.0, self.t == self.length, False, info
+
+
+class EpsilonRecorder(BaseCallback):
+    """Runs after the callbacks under test and before DQN._on_step: sees the epsilon of the action just taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epsilons: list[float] = []
+
+    def _on_step(self) -> bool:
+        self.epsilons.append(self.model.exploration_rate)
+        return True
+
+
+def test_frontier_moves_to_the_smallest_of_25_beats() -> None:
+    callback = AdaptiveEpsilonCallback()
+    assert callback.frontier == 40
+    for max_x in range(100, 124):  # 24 beating episodes: not yet
+        callback.end_episode(max_x)
+    callback.end_episode(30)  # does not beat the frontier: not counted
+    assert callback.frontier == 40
+    callback.end_episode(500)  # the 25th beat
+    assert callback.frontier == 100
+    for max_x in [101] * 24:  # beats 100, but the window's minimum is only 101...
+        callback.end_episode(max_x)
+    callback.end_episode(99)  # ...and this one does not count
+    assert callback.frontier == 100
+    callback.end_episode(101)
+    assert callback.frontier == 101
+
+
+def test_frontier_keeps_its_place_when_the_window_minimum_is_not_higher() -> None:
+    callback = AdaptiveEpsilonCallback(frontier_window=3, initial_frontier=100)
+    for max_x in (150, 120, 200):
+        callback.end_episode(max_x)
+    assert callback.frontier == 120
+    # The deque keeps the last 3 beats; the next window's minimum (121) moves it again.
+    for max_x in (130, 121, 300):
+        callback.end_episode(max_x)
+    assert callback.frontier == 121
+
+
+def test_exponential_schedule() -> None:
+    schedule = ExponentialSchedule(total_timesteps=1_000_000)
+    assert schedule(1.0) == pytest.approx(0.99)
+    assert schedule(1.0 - 1000 / 1_000_000) == pytest.approx(0.99 * 0.999985**1000)
+    assert schedule(0.0) == 0.1  # floor after ~153k steps
+
+
+def test_boostable_schedule() -> None:
+    schedule = BoostableSchedule(lambda progress: 0.1 + progress)
+    assert schedule(0.5) == pytest.approx(0.6)
+    schedule.boost = 0.5
+    assert schedule(0.0) == 0.5 and schedule(0.9) == pytest.approx(1.0)
+
+
+def run_corridor(n_envs: int = 1, total: int = 200, **callback_kwargs) -> tuple[DQN, AdaptiveEpsilonCallback, list[float]]:
+    env = make_vec_env(Corridor, n_envs=n_envs, seed=0)
+    model = DQN("MlpPolicy", env, learning_starts=10_000, exploration_fraction=0.01, exploration_final_eps=0.1, seed=0)
+    callback, recorder = AdaptiveEpsilonCallback(**callback_kwargs), EpsilonRecorder()
+    original_schedule = model.exploration_schedule
+    model.learn(total, callback=[callback, recorder])
+    assert model.exploration_schedule is original_schedule  # restored after training
+    return model, callback, recorder.epsilons
+
+
+def test_boost_changes_the_epsilon_dqn_uses() -> None:
+    _, callback, epsilons = run_corridor(total=20 * 30)
+    floor = 0.1
+    # Steps 1 and 2 are still on SB3's linear schedule (1.0 -> 0.1 over 1% of 600 steps = 6 steps).
+    assert epsilons[0] == 1.0
+    # Episode 1, once at the floor: x passes the frontier (40) at every step, but the boost starts only once:
+    # the step after the first frontier pass at the floor uses 0.5, then 0.5 * 0.998 per step.
+    first_boost = epsilons.index(0.5)
+    np.testing.assert_allclose(epsilons[first_boost : 20], 0.5 * 0.998 ** np.arange(20 - first_boost))
+    # Each of the next 24 episodes boosts again from its second step: x=48 > 40 on its first step.
+    for episode in range(1, 25):
+        start = 20 * episode
+        assert epsilons[start] == floor  # the boost ended with the episode
+        np.testing.assert_allclose(epsilons[start + 1 : start + 20], 0.5 * 0.998 ** np.arange(19))
+    # After the 25th episode the frontier is x=200, which nobody passes: the floor from then on.
+    assert callback.frontier == 40 + 8 * 20
+    np.testing.assert_allclose(epsilons[25 * 20 :], floor)
+
+
+def test_exponential_base_and_no_boost_before_its_floor() -> None:
+    _, _, epsilons = run_corridor(total=60, base_schedule="exponential", exponential_initial=0.99,
+                                  exponential_decay=0.99, exponential_final=0.5, boost_epsilon=0.95)
+    # The notebook's per-step decay: the k-th action (1-based) uses 0.99 * decay^(k-1). It would take
+    # 68 steps to reach the floor, so Mario passing the frontier at every step never triggers the boost.
+    expected = 0.99 * 0.99 ** np.arange(60)
+    assert (expected > 0.5).all()
+    np.testing.assert_allclose(epsilons, expected)
+
+
+def test_shared_epsilon_with_several_envs_is_the_largest_boost() -> None:
+    # Two corridors of different lengths: their episodes, and so their boosts, fall out of step.
+    env = make_vec_env(Corridor, n_envs=2, seed=0, env_kwargs=None)
+    env.envs[1].unwrapped.length = 13
+    model = DQN("MlpPolicy", env, learning_starts=10_000, exploration_fraction=0.01, exploration_final_eps=0.1, seed=0)
+    callback, recorder = AdaptiveEpsilonCallback(), EpsilonRecorder()
+    model.learn(2 * 120, callback=[callback, recorder])
+    epsilons = np.array(recorder.epsilons)
+    # Rebuild each env's own boost from its episode boundaries and check epsilon = max of the two.
+    boosts = np.zeros((2, len(epsilons)))
+    for env_index, length in enumerate((20, 13)):
+        for step in range(len(epsilons)):
+            step_in_episode = step % length  # 0 = first step of an episode
+            if step_in_episode >= 1 and step >= 3:  # boosted from its second step, once at the floor
+                boosts[env_index, step] = 0.5 * 0.998 ** (step_in_episode - 1)
+    at_floor = np.arange(len(epsilons)) >= 3
+    expected = np.maximum(0.1, boosts.max(axis=0))
+    np.testing.assert_allclose(epsilons[at_floor][20:], expected[at_floor][20:])
+    assert callback.env_boosts.shape == (2,)
+
+
+def test_episode_stats_callback_logs_rates() -> None:
+    env = make_vec_env(Corridor, n_envs=1, seed=0)
+    model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
+    stats = MarioEpisodeStatsCallback(window=10)
+    model.learn(20 * 5, callback=stats)
+    assert list(stats.max_x) == [200] * 5
+    assert list(stats.causes) == ["death"] * 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"base_schedule": "linear"}, r"base_schedule='linear' is not valid; valid choices: model, exponential"),
+        ({"boost_epsilon": 1.5}, r"boost_epsilon=1.5"),
+        ({"boost_decay": 0}, r"boost_decay=0"),
+        ({"frontier_window": 0}, r"frontier_window=0"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AdaptiveEpsilonCallback(**kwargs)

@@ -1,0 +1,105 @@
+"""rl-zoo3 launches sb3-mario: the no-flag command, the explicit form, continue, enjoy, record_video, qrdqn."""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import custom_envs  # noqa: F401,I001  (rl-zoo3's hook, imported first as rl-zoo3's commands do)
+import pytest
+import yaml
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3 import DQN
+
+from sb3_mario.policies import DuelingCnnPolicy
+from sb3_mario.zoo import project_config, project_hyperparams_dir
+
+REPO = Path(__file__).resolve().parent.parent
+# A small replay buffer and no gradient step before step 150 keep these runs to seconds.
+SMALL = ["-params", "buffer_size:2000", "learning_starts:150", "batch_size:16"]
+# Running rl-zoo3 with `custom_envs` blocked shows the explicit flags work on their own.
+WITHOUT_HOOK = "import sys, runpy; sys.modules['custom_envs'] = None; runpy.run_module('{module}', run_name='__main__')"
+
+
+def zoo(module: str, *args: str, hook: bool = True, cwd: Path = REPO) -> str:
+    """Run ``python -m rl_zoo3.<module> args``; return its output, failing the test on a non-zero exit."""
+    command = [sys.executable, "-m", f"rl_zoo3.{module}"] if hook else [sys.executable, "-c", WITHOUT_HOOK.format(module=f"rl_zoo3.{module}")]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, f"rl_zoo3.{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result.stdout + result.stderr
+
+
+def test_project_config_only_for_envs_it_has() -> None:
+    assert project_hyperparams_dir() == REPO / "hyperparams"
+    assert project_config("dqn", "MarioShaped") == REPO / "hyperparams" / "dqn.yml"
+    assert project_config("qrdqn", "MarioShaped") == REPO / "hyperparams" / "qrdqn.yml"
+    assert project_config("dqn", "CartPole-v1") is None
+    assert project_config("ppo", "MarioShaped") is None
+
+
+@pytest.mark.parametrize(
+    "env_id, config, expected",
+    [
+        ("MarioShaped", None, str(REPO / "hyperparams" / "dqn.yml")),
+        ("CartPole-v1", None, "rl_zoo3/hyperparams/dqn.yml"),  # other envs keep rl-zoo3's defaults
+        ("MarioShaped", "my.yml", "my.yml"),  # an explicit --conf-file always wins
+    ],
+)
+def test_experiment_manager_picks_the_config(tmp_path, env_id: str, config: str | None, expected: str) -> None:
+    manager = ExperimentManager(argparse.Namespace(), "dqn", env_id, str(tmp_path), config=config)
+    assert manager.config.endswith(expected)
+
+
+@pytest.mark.slow
+def test_train_continue_enjoy_and_record(tmp_path) -> None:
+    logs = tmp_path / "logs"
+    # The README's command, as typed (plus a short budget and a temporary log folder).
+    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "300", "-f", str(logs), "--seed", "1",
+              "--eval-freq", "-1", "--save-freq", "200", "-tb", str(tmp_path / "tb"), "--progress", *SMALL)
+    assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'dqn.yml'}" in out
+    run = logs / "dqn" / "MarioShaped_1"
+    config = dict(yaml.unsafe_load((run / "MarioShaped" / "config.yml").read_text()))
+    assert config["policy"] == "sb3_mario.policies.DuelingCnnPolicy" and config["gamma"] == 0.95
+    assert (run / "rl_model_200_steps.zip").is_file()
+    assert any((tmp_path / "tb" / "MarioShaped").glob("DQN_1/events.out.tfevents.*"))
+    model = DQN.load(run / "MarioShaped.zip")
+    assert isinstance(model.policy, DuelingCnnPolicy) and model.num_timesteps == 300
+    assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # the boost schedule was restored
+
+    # Continue training from the saved zip.
+    zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "200", "-f", str(logs), "--eval-freq", "-1",
+        "-i", str(run / "MarioShaped.zip"), *SMALL)
+    assert DQN.load(logs / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps == 200
+
+    # The greedy untrained agent runs into the first Goomba: episodes of a few dozen steps.
+    out = zoo("enjoy", "--algo", "dqn", "--env", "MarioShaped", "-f", str(logs), "--exp-id", "1", "-n", "300", "--no-render")
+    assert "Episode Length" in out and "Mean reward:" in out
+
+    videos = tmp_path / "videos"
+    zoo("record_video", "--algo", "dqn", "--env", "MarioShaped", "-f", str(logs), "--exp-id", "1", "-n", "60", "-o", str(videos))
+    mp4s = list(videos.glob("*.mp4"))
+    assert len(mp4s) == 1 and mp4s[0].stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_explicit_flags_without_the_hook(tmp_path) -> None:
+    logs = tmp_path / "logs"
+    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--gym-packages", "sb3_mario",
+              "--conf-file", "hyperparams/dqn.yml", "-n", "200", "-f", str(logs), "--env-kwargs", "level:'2-2'",
+              "--eval-freq", "100", "--eval-episodes", "1", *SMALL, hook=False)
+    assert "Loading hyperparameters from: hyperparams/dqn.yml" in out
+    run = logs / "dqn" / "MarioShaped_1"
+    args = yaml.unsafe_load((run / "MarioShaped" / "args.yml").read_text())
+    assert dict(args)["env_kwargs"] == {"level": "2-2"}
+    assert (run / "evaluations.npz").is_file() and (run / "best_model.zip").is_file()
+    monitor = next(run.glob("*.monitor.csv")).read_text()
+    assert '"env_id": "MarioShaped"' in monitor.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_qrdqn_entry(tmp_path) -> None:
+    out = zoo("train", "--algo", "qrdqn", "--env", "MarioShaped", "-n", "200", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
+    assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'qrdqn.yml'}" in out
+    assert (tmp_path / "qrdqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()
