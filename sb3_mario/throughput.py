@@ -5,6 +5,9 @@ Used by ``scripts/bench_env.py``. Every figure is a ratio between runs made in t
 interleaved and repeated, because this machine's absolute speed drifts from minute to minute.
 """
 
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -117,3 +120,26 @@ VEC_ENV_CLASSES: dict[str, type[VecEnv]] = {"dummy": DummyVecEnv, "subproc": Sub
 def best_of(repeats: int, measure: Callable[[], float]) -> float:
     """Largest of ``repeats`` measurements: the run least disturbed by the rest of the machine."""
     return max(measure() for _ in range(repeats))
+
+
+def zoo_training_fps(conf_file: str, n_timesteps: int, log_folder: str, extra_args: tuple[str, ...] = ()) -> float:
+    """
+    Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file,
+    as SB3 reports it (``time/fps`` of the last log), with training starting after 100 steps so that
+    gradient steps weigh in from the start.
+
+    :param conf_file: Hyperparameter file (``--conf-file``).
+    :param n_timesteps: Env steps to train for.
+    :param log_folder: Where rl-zoo3 may write the run.
+    :param extra_args: More rl-zoo3 arguments (e.g. ``("--num-threads", "1")``).
+    """
+    command = [
+        sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", conf_file,
+        "-n", str(n_timesteps), "-f", log_folder, "--eval-freq", "-1", "--log-interval", "1",
+        "-params", "learning_starts:100", *extra_args,
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    fps_values = re.findall(r"\|\s+fps\s+\|\s+(\d+)\s+\|", output)
+    if not fps_values:
+        raise RuntimeError(f"no fps in rl-zoo3's output:\n{output[-2000:]}")
+    return float(fps_values[-1])
