@@ -1,6 +1,8 @@
 """The ``MarioShaped`` environment: the notebook's training env, built from small wrappers."""
 
 import inspect
+import multiprocessing
+from multiprocessing import forkserver
 from typing import Any
 
 import gymnasium as gym
@@ -94,6 +96,17 @@ def make_mario_shaped(
 
 
 def register_mario_envs() -> None:
-    """Register ``MarioShaped`` with Gymnasium (idempotent)."""
+    """
+    Register ``MarioShaped`` with Gymnasium (idempotent), here and in future subprocess workers.
+
+    SB3's ``SubprocVecEnv`` starts its workers from multiprocessing's fork server, a process that
+    never imported ``sb3_mario``, so ``make_vec_env("MarioShaped", vec_env_cls=SubprocVecEnv)`` would
+    fail in the workers with ``NameNotFound``. Adding ``sb3_mario`` to the fork server's preload list
+    registers the env in every worker (it must happen before the fork server starts, i.e. before the
+    first ``SubprocVecEnv``). Under the "spawn" start method, use the id ``"sb3_mario:MarioShaped"``.
+    """
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="sb3_mario.env:make_mario_shaped")
+    preloaded = getattr(forkserver._forkserver, "_preload_modules", ["__main__"])
+    if "sb3_mario" not in preloaded:
+        multiprocessing.set_forkserver_preload([*preloaded, "sb3_mario"])

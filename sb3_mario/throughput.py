@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -90,53 +89,56 @@ def notebook_pipeline_fps(n_frames: int, seed: int = 0) -> float:
     return n_frames / elapsed
 
 
-def vec_env_fps(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, frame_skip: int = 4, seed: int = 0) -> float:
+def vec_env_seconds(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, seed: int = 0) -> float:
     """
-    NES frames/s of ``n_envs`` ``MarioShaped`` envs stepped together with random actions.
+    Seconds that ``n_steps`` vectorised steps of ``n_envs`` ``MarioShaped`` envs take, with random
+    actions, after a 20-step warm-up (each step plays ``n_envs`` agent steps of 4 NES frames).
 
     :param n_envs: Number of envs.
     :param vec_env_cls: ``DummyVecEnv`` (one process) or ``SubprocVecEnv`` (one process per env).
-    :param n_steps: Vectorised steps to time (after a warm-up).
-    :param frame_skip: Frames per agent step, to convert steps into frames.
+    :param n_steps: Vectorised steps to time.
     :param seed: Seed of the envs and the random actions.
     """
-    # "module:id" makes each worker import sb3_mario (and so register MarioShaped) itself.
-    vec_env = make_vec_env("sb3_mario:MarioShaped", n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls)
-    rng = np.random.default_rng(seed)
+    vec_env = make_vec_env("MarioShaped", n_envs=n_envs, seed=seed, vec_env_cls=vec_env_cls)
+    actions = np.random.default_rng(seed).integers(0, vec_env.action_space.n, size=(n_steps + 20, n_envs))
     vec_env.reset()
-    for _ in range(20):
-        vec_env.step(rng.integers(0, vec_env.action_space.n, size=n_envs))
+    for action in actions[:20]:
+        vec_env.step(action)
     start = time.perf_counter()
-    for _ in range(n_steps):
-        vec_env.step(rng.integers(0, vec_env.action_space.n, size=n_envs))
+    for action in actions[20:]:
+        vec_env.step(action)
     elapsed = time.perf_counter() - start
     vec_env.close()
-    return n_envs * n_steps * frame_skip / elapsed
+    return elapsed
 
 
 VEC_ENV_CLASSES: dict[str, type[VecEnv]] = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
 
 
-def best_of(repeats: int, measure: Callable[[], float]) -> float:
-    """Largest of ``repeats`` measurements: the run least disturbed by the rest of the machine."""
-    return max(measure() for _ in range(repeats))
-
-
-def zoo_training_fps(conf_file: str, n_timesteps: int, log_folder: str, extra_args: tuple[str, ...] = ()) -> float:
+def zoo_training_fps(
+    conf_file: str,
+    n_timesteps: int,
+    log_folder: str,
+    vec_env: str = "dummy",
+    num_threads: int = -1,
+    overrides: tuple[str, ...] = (),
+) -> float:
     """
     Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file,
-    as SB3 reports it (``time/fps`` of the last log), with training starting after 100 steps so that
+    as SB3 reports it (``time/fps`` of the last log), with training starting after 200 steps so that
     gradient steps weigh in from the start.
 
     :param conf_file: Hyperparameter file (``--conf-file``).
     :param n_timesteps: Env steps to train for.
     :param log_folder: Where rl-zoo3 may write the run.
-    :param extra_args: More rl-zoo3 arguments (e.g. ``("--num-threads", "1")``).
+    :param vec_env: ``"dummy"`` or ``"subproc"`` (``--vec-env``).
+    :param num_threads: torch threads (``--num-threads``; -1: torch's default).
+    :param overrides: More ``-params`` overrides, e.g. ``("n_envs:2", "train_freq:2")``.
     """
     command = [
         sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", conf_file,
         "-n", str(n_timesteps), "-f", log_folder, "--eval-freq", "-1", "--log-interval", "1",
-        "-params", "learning_starts:100", *extra_args,
+        "--vec-env", vec_env, "--num-threads", str(num_threads), "-params", "learning_starts:200", *overrides,
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     fps_values = re.findall(r"\|\s+fps\s+\|\s+(\d+)\s+\|", output)

@@ -9,7 +9,7 @@ import argparse
 import os
 import platform
 
-from sb3_mario.throughput import VEC_ENV_CLASSES, best_of, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_fps
+from sb3_mario.throughput import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
 
 
 def main() -> None:
@@ -28,18 +28,25 @@ def main() -> None:
         raw_seconds += replay_raw(episodes)
         n_frames += sum(len(episode) for episode in episodes)
     shaped_fps, raw_fps = n_frames / shaped_seconds, n_frames / raw_seconds
-    notebook_fps = best_of(3, lambda: notebook_pipeline_fps(n_frames=4 * args.steps))
+    notebook_fps = max(notebook_pipeline_fps(n_frames=4 * args.steps) for _ in range(3))
     print(f"frames played:             {n_frames}  ({args.repeats} x {args.steps} random agent steps)")
     print(f"raw emulator (nes_py):     {raw_fps:8.0f} NES frames/s")
     print(f"MarioShaped:               {shaped_fps:8.0f} NES frames/s   ratio to raw {shaped_fps / raw_fps:.3f}")
     print(f"notebook pipeline:         {notebook_fps:8.0f} NES frames/s   ratio to raw {notebook_fps / raw_fps:.3f}")
 
     if args.n_envs > 0:
-        one_env = best_of(3, lambda: vec_env_fps(1, VEC_ENV_CLASSES["dummy"], n_steps=args.steps))
+        # Interleaved rounds again: 1 env in-process, then N envs in each kind of VecEnv.
+        configs = [(1, "dummy"), *((args.n_envs, name) for name in VEC_ENV_CLASSES)]
+        seconds = dict.fromkeys(configs, 0.0)
+        for _ in range(args.repeats):
+            for n_envs, name in configs:
+                seconds[n_envs, name] += vec_env_seconds(n_envs, VEC_ENV_CLASSES[name], n_steps=args.steps // n_envs)
+        frames_per_config = args.repeats * 4 * (args.steps // args.n_envs) * args.n_envs
+        one_env = args.repeats * 4 * args.steps / seconds[1, "dummy"]
         print(f"1 env (DummyVecEnv):       {one_env:8.0f} NES frames/s")
-        for name, vec_env_cls in VEC_ENV_CLASSES.items():
-            fps = best_of(3, lambda: vec_env_fps(args.n_envs, vec_env_cls, n_steps=args.steps))
-            print(f"{args.n_envs} envs ({vec_env_cls.__name__}): {fps:8.0f} NES frames/s   scaling {fps / one_env:.2f}x")
+        for n_envs, name in configs[1:]:
+            fps = frames_per_config / seconds[n_envs, name]
+            print(f"{n_envs} envs ({VEC_ENV_CLASSES[name].__name__}): {fps:8.0f} NES frames/s   scaling {fps / one_env:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""
+Plots of training and evaluation, as PNG.
+
+    python -m sb3_mario.plots curves logs/dqn/MarioShaped_1 --tensorboard logs/tensorboard/MarioShaped/DQN_1
+    python -m sb3_mario.plots progress logs/dqn/MarioShaped_1/evaluation.json
+
+``curves``: episode reward, ``max_x`` and flag rate against env steps, from the run's Monitor CSV files
+(``max_x`` and ``flag_get`` are Monitor columns in the project's hyperparameter files; older runs fall
+back on TensorBoard's ``mario/*`` scalars), and epsilon from TensorBoard's ``rollout/exploration_rate``.
+``progress``: how far each policy got on each level of an evaluation report.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def read_monitor_episodes(run_dir: Path) -> pd.DataFrame:
+    """
+    Every episode of a run's Monitor CSV files, in time order, with the env steps done at its end.
+
+    :param run_dir: rl-zoo3 run folder (holds ``*.monitor.csv``, one per env).
+    """
+    files = sorted(run_dir.glob("*monitor.csv"))
+    if not files:
+        raise FileNotFoundError(f"no Monitor CSV (*.monitor.csv) in {run_dir}: is it an rl-zoo3 run folder?")
+    episodes = pd.concat([pd.read_csv(file, skiprows=1) for file in files]).sort_values("t", kind="stable")
+    episodes["steps"] = episodes["l"].cumsum()
+    return episodes.reset_index(drop=True)
+
+
+def read_tensorboard_scalars(events_dir: Path, tags: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """``step``/``value`` frames of the given TensorBoard scalars (missing tags are left out)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not any(events_dir.rglob("events.out.tfevents.*")):
+        raise FileNotFoundError(f"no TensorBoard event file under {events_dir}")
+    accumulator = EventAccumulator(str(events_dir), size_guidance={"scalars": 0}).Reload()
+    available = set(accumulator.Tags()["scalars"])
+    return {
+        tag: pd.DataFrame([(event.step, event.value) for event in accumulator.Scalars(tag)], columns=["step", "value"])
+        for tag in tags
+        if tag in available
+    }
+
+
+def plot_learning_curves(run_dir: Path, output: Path, tensorboard_dir: Path | None = None, window: int = 50) -> Path:
+    """
+    Episode reward, ``max_x``, flag rate and epsilon against env steps, as one PNG.
+
+    :param run_dir: rl-zoo3 run folder.
+    :param output: PNG path.
+    :param tensorboard_dir: The run's TensorBoard folder (for epsilon, and as fallback for Mario stats).
+    :param window: Episodes in the rolling means.
+    """
+    episodes = read_monitor_episodes(run_dir)
+    scalars = read_tensorboard_scalars(
+        tensorboard_dir, ("rollout/exploration_rate", "mario/ep_max_x_mean", "mario/flag_rate")
+    ) if tensorboard_dir is not None else {}
+    rolling = lambda column: episodes[column].astype(float).rolling(window, min_periods=1).mean()  # noqa: E731
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
+    fig.suptitle(f"{run_dir.name}: {len(episodes)} episodes, {int(episodes['steps'].iloc[-1]):,} steps")
+
+    def panel(ax, title: str, column: str | None, tag: str | None, ylabel: str) -> None:
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if column is not None and column in episodes:
+            ax.plot(episodes["steps"], episodes[column].astype(float), ".", alpha=0.25, markersize=3, label="episode")
+            ax.plot(episodes["steps"], rolling(column), label=f"mean of last {window}")
+            ax.legend(loc="best", fontsize=8)
+        elif tag is not None and tag in scalars:
+            ax.plot(scalars[tag]["step"], scalars[tag]["value"], label=tag)
+            ax.legend(loc="best", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data (see --tensorboard)", ha="center", va="center", transform=ax.transAxes)
+
+    panel(axes[0, 0], "Episode reward", "r", None, "reward")
+    panel(axes[0, 1], "Furthest x reached (max_x)", "max_x", "mario/ep_max_x_mean", "x position")
+    if "flag_get" in episodes:
+        episodes["flag"] = episodes["flag_get"].astype(str).str.lower().eq("true").astype(float)
+    axes[1, 0].set_ylim(-0.05, 1.05)
+    panel(axes[1, 0], "Flag rate (1 = flag reached)", "flag", "mario/flag_rate", "fraction of episodes")
+    panel(axes[1, 1], "Exploration (epsilon used)", None, "rollout/exploration_rate", "epsilon")
+    for ax in axes[1]:
+        ax.set_xlabel("env steps")
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
+def plot_level_progress(report_path: Path, output: Path) -> Path:
+    """
+    Per level and policy: each episode's ``max_x`` (dots), the median (bar) and the flag rate.
+
+    :param report_path: JSON written by ``python -m sb3_mario.evaluate``.
+    :param output: PNG path.
+    """
+    report = json.loads(report_path.read_text())
+    levels = list(report["levels"])
+    if not levels:
+        raise ValueError(f"{report_path} has no level results")
+    policies = sorted({name for results in report["levels"].values() for name in results}, key=lambda n: n != "agent")
+    colors = {"agent": "tab:blue", "random": "tab:gray"}
+    width = 0.8 / len(policies)
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(levels)), 4.5))
+    rng = np.random.default_rng(0)
+    for offset, name in enumerate(policies):
+        for index, level in enumerate(levels):
+            if name not in report["levels"][level]:
+                continue
+            result = report["levels"][level][name]
+            x = index + (offset - (len(policies) - 1) / 2) * width
+            max_x = [episode["max_x"] for episode in result["episodes"]]
+            ax.bar(x, result["summary"]["max_x_median"], width * 0.9, color=colors.get(name), alpha=0.35,
+                   label=f"{name} (median)" if index == 0 else None)
+            ax.plot(x + rng.uniform(-width / 4, width / 4, len(max_x)), max_x, "o", color=colors.get(name), markersize=3, alpha=0.7)
+            ax.text(x, max(max_x) * 1.02, f"flag {100 * result['summary']['flag_rate']:.0f}%", ha="center", fontsize=8)
+    ax.set_xticks(range(len(levels)), levels)
+    ax.set_xlabel("level")
+    ax.set_ylabel("furthest x reached (max_x)")
+    epsilon = report.get("epsilon")
+    ax.set_title(f"Level progress, {report['episodes_per_level']} episodes per level, agent epsilon {epsilon}")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    curves = commands.add_parser("curves", help="learning curves of an rl-zoo3 run folder")
+    curves.add_argument("run_dir", type=Path)
+    curves.add_argument("--tensorboard", type=Path, default=None, help="the run's TensorBoard folder (for epsilon)")
+    curves.add_argument("--window", type=int, default=50, help="episodes per rolling mean")
+    curves.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/learning_curves.png)")
+    progress = commands.add_parser("progress", help="level progress from an evaluation JSON")
+    progress.add_argument("report", type=Path)
+    progress.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: beside the report)")
+    args = parser.parse_args(argv)
+    if args.command == "curves":
+        path = plot_learning_curves(args.run_dir, args.output or args.run_dir / "learning_curves.png", args.tensorboard, args.window)
+    else:
+        if not args.report.is_file():
+            parser.error(f"no evaluation report at {str(args.report)!r}")
+        path = plot_level_progress(args.report, args.output or args.report.with_suffix(".png"))
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Evaluation, video and plot commands on a freshly initialised model and a constructed run folder."""
+
+import json
+from collections import OrderedDict
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from stable_baselines3 import DQN
+from stable_baselines3.common.monitor import Monitor
+
+from sb3_mario import evaluate, plots, video
+from sb3_mario.loading import load_agent
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """An rl-zoo3-shaped run folder: MarioShaped.zip, MarioShaped/args.yml and a Monitor CSV."""
+    run = tmp_path_factory.mktemp("logs") / "dqn" / "MarioShaped_1"
+    (run / "MarioShaped").mkdir(parents=True)
+    env = gym.make("MarioShaped")
+    DQN("DuelingCnnPolicy", env, buffer_size=100, seed=0).save(run / "MarioShaped.zip")
+    args = OrderedDict([("algo", "dqn"), ("env_kwargs", {"level": "1-1"})])
+    (run / "MarioShaped" / "args.yml").write_text(yaml.dump(args))
+    monitor = Monitor(env, str(run / "0"), info_keywords=("max_x", "flag_get"))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        monitor.reset(seed=0)
+        while not monitor.step(int(rng.integers(7)))[2]:
+            pass
+    monitor.close()
+    return run
+
+
+def test_evaluate_json_and_table(run_dir, tmp_path, capsys) -> None:
+    report_path = tmp_path / "report.json"
+    evaluate.main([str(run_dir), "--episodes", "2", "--random-baseline", "--json", str(report_path)])
+    table = capsys.readouterr().out
+    assert "1-1    agent" in table and "1-1    random" in table
+    report = json.loads(report_path.read_text())
+    assert report["epsilon"] == 0.05 and report["episodes_per_level"] == 2 and report["env_kwargs"] == {"level": "1-1"}
+    for policy in ("agent", "random"):
+        result = report["levels"]["1-1"][policy]
+        summary = result["summary"]
+        assert set(summary) == {"episodes", "flag_rate", "death_rate", "max_x_mean", "max_x_median", "max_x_max", "reward_mean", "length_mean"}
+        assert summary["episodes"] == len(result["episodes"]) == 2
+        assert 0 <= summary["flag_rate"] <= 1 and 0 <= summary["death_rate"] <= 1
+        assert 40 <= summary["max_x_mean"] <= summary["max_x_max"] < 3300
+        assert summary["max_x_max"] == max(episode["max_x"] for episode in result["episodes"])
+        assert summary["length_mean"] >= 1
+    # Same seeds, same random policy: the random baseline is reproducible.
+    again = evaluate.evaluate(None, ["1-1"], 2, seed=0, progress_bar=False)
+    assert again["levels"]["1-1"]["random"]["episodes"] == report["levels"]["1-1"]["random"]["episodes"]
+
+
+def test_greedy_untrained_agent_is_deterministic(run_dir) -> None:
+    agent = load_agent(run_dir)
+    first = evaluate.evaluate(agent, ["1-1"], 2, epsilon=0.0, progress_bar=False)
+    episodes = first["levels"]["1-1"]["agent"]["episodes"]
+    assert episodes[0] == episodes[1]  # greedy, deterministic emulator: the same episode twice
+
+
+def test_level_matrix(run_dir, tmp_path) -> None:
+    report_path = tmp_path / "world1.json"
+    evaluate.main([str(run_dir), "--world", "1", "--episodes", "1", "--greedy", "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert list(report["levels"]) == ["1-1", "1-2", "1-3", "1-4"] and report["epsilon"] == 0.0
+
+
+def test_gif_and_mp4(run_dir, tmp_path) -> None:
+    video.main([str(run_dir), "--output", str(tmp_path), "--epsilon", "0", "--max-steps", "30"])
+    gif = Image.open(tmp_path / "mario_1-1_episode0.gif")
+    # Greedy, untrained: the episode is at least 30 steps or ends earlier; one frame per step + the reset.
+    agent = load_agent(run_dir)
+    length = evaluate.evaluate(agent, ["1-1"], 1, epsilon=0.0, progress_bar=False)["levels"]["1-1"]["agent"]["episodes"][0]["length"]
+    assert gif.n_frames == min(length, 30) + 1
+    assert gif.size == (256, 240)  # the full NES screen, not the 96x96 observation
+    assert (tmp_path / "mario_1-1_episode0.mp4").stat().st_size > 5_000
+
+
+def test_gif_with_observation_panel(run_dir, tmp_path) -> None:
+    video.main([str(run_dir), "--output", str(tmp_path), "--format", "gif", "--with-observation", "--max-steps", "5"])
+    gif = Image.open(tmp_path / "mario_1-1_episode0.gif")
+    assert gif.size == (256 + 192, 240) and gif.n_frames == 6
+
+
+def test_plots(run_dir, tmp_path) -> None:
+    curves = plots.plot_learning_curves(run_dir, tmp_path / "curves.png", window=2)
+    assert Image.open(curves).size == (1200, 700)
+    report_path = tmp_path / "report.json"
+    evaluate.main([str(run_dir), "--episodes", "2", "--random-baseline", "--json", str(report_path)])
+    progress = tmp_path / "progress.png"
+    plots.main(["progress", str(report_path), "-o", str(progress)])
+    assert Image.open(progress).size[0] >= 600
+
+
+def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
+    with pytest.raises(FileNotFoundError, match="no model at '.*missing.zip'"):
+        load_agent(tmp_path / "missing.zip")
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.zip is not a valid SB3 model zip"):
+        load_agent(empty)
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes((run_dir / "MarioShaped.zip").read_bytes()[:50_000])
+    with pytest.raises(ValueError, match="truncated.zip"):
+        load_agent(truncated)
+    with pytest.raises(FileNotFoundError, match="best_model.zip does not exist; the run folder holds: \\['MarioShaped.zip'\\]"):
+        load_agent(run_dir, best=True)
+    with pytest.raises(ValueError, match=r"level\(s\) \['9-9'\] are not SMB1 stages"):
+        evaluate.evaluate(load_agent(run_dir), ["9-9"], 1)
+    with pytest.raises(SystemExit):
+        evaluate.main([str(run_dir), "--world", "9"])
+    assert "--world 9 is not an SMB1 world" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        video.main([str(run_dir), "--level", "0-1"])
+    assert "--level '0-1' is not an SMB1 stage" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no Monitor CSV"):
+        plots.plot_learning_curves(tmp_path, tmp_path / "x.png")
+
+
+def test_model_that_does_not_fit_the_env(run_dir) -> None:
+    agent = load_agent(run_dir)
+    with pytest.raises(ValueError, match=r"expects observations of shape \(4, 96, 96\) and 7 actions, but the env gives \(4, 84, 84\) and 7"):
+        agent.check_env(gym.make("MarioShaped", frame_size=84))

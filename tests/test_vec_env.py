@@ -1,0 +1,52 @@
+"""MarioShaped under SB3's vectorised envs: subprocess workers, identical results, rl-zoo3 --vec-env subproc."""
+
+import subprocess
+import sys
+
+import pytest
+
+from test_zoo import SMALL, zoo
+
+# In a fresh interpreter: the plain id must work in SubprocVecEnv workers, and give what DummyVecEnv gives.
+SUBPROC_SCRIPT = """
+import numpy as np
+import sb3_mario
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+if __name__ == "__main__":
+    actions = np.random.default_rng(0).integers(0, 7, size=(60, 2))
+    traces = []
+    for vec_env_cls in (DummyVecEnv, SubprocVecEnv):
+        vec_env = make_vec_env("MarioShaped", n_envs=2, seed=5, vec_env_cls=vec_env_cls)
+        obs = vec_env.reset()
+        assert obs.shape == (2, 4, 96, 96) and obs.dtype == np.uint8, (obs.shape, obs.dtype)
+        trace = [obs]
+        for action in actions:
+            obs, rewards, dones, infos = vec_env.step(action)
+            trace += [obs, rewards, dones, np.array([info["max_x"] for info in infos])]
+        traces.append(trace)
+        vec_env.close()
+    for dummy, subproc in zip(*traces):
+        np.testing.assert_array_equal(dummy, subproc)
+    print("identical", len(traces[0]))
+"""
+
+
+@pytest.mark.slow
+def test_subproc_workers_know_mario_shaped_and_match_dummy(tmp_path) -> None:
+    script = tmp_path / "subproc_check.py"
+    script.write_text(SUBPROC_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "identical 241" in result.stdout
+
+
+@pytest.mark.slow
+def test_zoo_trains_with_subprocess_envs(tmp_path) -> None:
+    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "-n", "400",
+              "-f", str(tmp_path), "--eval-freq", "-1", "--vec-env", "subproc", *SMALL, "n_envs:2", "train_freq:2")
+    assert "Using 2 environments" in out
+    assert (tmp_path / "dqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()
+    monitors = sorted((tmp_path / "dqn" / "MarioShaped_1").glob("*.monitor.csv"))
+    assert len(monitors) == 2  # one Monitor per worker
