@@ -6,7 +6,7 @@ never from the working directory, and imports a module named ``custom_envs`` whe
 sb3-mario installs a ``custom_envs`` module that calls :func:`install`, which registers the env
 and the policy aliases, and points rl-zoo3 at the project's ``hyperparams/{algo}.yml`` when the
 user gave no ``--conf-file`` and that file has an entry for the env. Every other env keeps
-rl-zoo3's stock hyperparameters.
+rl-zoo3's stock hyperparameters. It also installs the Optuna pieces of :mod:`sb3_mario.tuning`.
 """
 
 import functools
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 import sb3_mario
+from sb3_mario import tuning
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
 
@@ -46,7 +47,7 @@ def project_config(algo: str, env_id: str) -> Path | None:
         return path if env_id in (yaml.safe_load(file) or {}) else None
 
 
-def _use_project_hyperparams(original_init):
+def _with_sb3_mario_defaults(original_init):
     @functools.wraps(original_init)
     def __init__(self, *args, **kwargs) -> None:
         original_init(self, *args, **kwargs)
@@ -54,6 +55,7 @@ def _use_project_hyperparams(original_init):
             config = project_config(self.algo, self.env_name.gym_id)
             if config is not None:
                 self.config = str(config)
+        tuning.use_embedded_store(self)
 
     __init__.sb3_mario_patch = True
     return __init__
@@ -70,4 +72,5 @@ def install() -> None:
     from rl_zoo3.exp_manager import ExperimentManager
 
     if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
-        ExperimentManager.__init__ = _use_project_hyperparams(ExperimentManager.__init__)
+        ExperimentManager.__init__ = _with_sb3_mario_defaults(ExperimentManager.__init__)
+    tuning.install()

@@ -1,0 +1,315 @@
+"""
+Optuna sweeps of ``MarioShaped`` through rl-zoo3's ``-optimize``.
+
+- A Mario sampler: rl-zoo3's stock DQN sampler replaces ``policy_kwargs`` wholesale (dropping the
+  dueling network's options) and knows nothing of the adaptive exploration. For ``MarioShaped`` the
+  sampler below searches learning rate, gamma, batch and buffer sizes, target update interval, train
+  frequency, exploration fraction and floor, the exploration boost and its decay, the head width and
+  BatchNorm. Other envs keep rl-zoo3's stock sampler. ``--trial-id`` reloads a trial's parameters
+  (callback arguments included) through the matching converter.
+- An embedded default store: with no ``--storage``, a sweep writes to a journal file,
+  ``<log folder>/optuna/<study>.log`` (study ``MarioShaped_<algo>`` unless ``--study-name`` is given),
+  so a killed sweep resumes by running the same command again.
+- Many workers on one database: with a PostgreSQL/MySQL ``--storage`` URL, trials send a heartbeat;
+  a trial whose worker died is marked failed by the next worker that starts a trial, and retried once.
+
+:func:`install` wires this into rl-zoo3 (called by sb3-mario's ``custom_envs`` hook).
+"""
+
+import argparse
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import optuna
+import yaml
+
+MARIO_ENV_IDS = ("MarioShaped",)
+HEARTBEAT_ENV_VAR = "SB3_MARIO_OPTUNA_HEARTBEAT"
+ADAPTIVE_EPSILON = "sb3_mario.callbacks.AdaptiveEpsilonCallback"
+EPISODE_STATS = "sb3_mario.callbacks.MarioEpisodeStatsCallback"
+
+# The ExperimentManager whose objective is running (set per trial, per thread): the sampler, which
+# rl-zoo3 calls with no reference to the env, uses it to tell Mario trials from others.
+_MARIO_MANAGER: ContextVar[Any] = ContextVar("sb3_mario_manager", default=None)
+
+
+def sample_mario_dqn_params(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    Suggest one Mario DQN configuration; returns the trial's raw parameters.
+
+    :param trial: The Optuna trial.
+    """
+    trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
+    trial.suggest_float("gamma", 0.9, 0.995)
+    trial.suggest_categorical("batch_size", [32, 64, 128])
+    trial.suggest_categorical("buffer_size", [20_000, 50_000, 100_000])
+    trial.suggest_categorical("target_update_interval", [1_000, 2_500, 5_000, 10_000, 25_000])
+    trial.suggest_categorical("train_freq", [1, 2, 4, 8])
+    trial.suggest_float("exploration_fraction", 0.05, 0.5)
+    trial.suggest_float("exploration_final_eps", 0.01, 0.2)
+    trial.suggest_float("boost_epsilon", 0.1, 0.8)
+    trial.suggest_categorical("boost_decay", [0.99, 0.995, 0.998, 0.999])
+    trial.suggest_categorical("head_width", [128, 256, 512])
+    trial.suggest_categorical("batch_norm", [True, False])
+    return dict(trial.params)
+
+
+def is_mario_params(params: dict[str, Any]) -> bool:
+    """Whether trial parameters come from :func:`sample_mario_dqn_params`."""
+    return {"boost_epsilon", "head_width", "batch_norm"} <= set(params)
+
+
+def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Turn a trial's parameters into hyperparameters for the model, plus a ``callback`` list.
+
+    :param params: Parameters from :func:`sample_mario_dqn_params`.
+    """
+    model_keys = ("learning_rate", "gamma", "batch_size", "buffer_size", "target_update_interval", "train_freq",
+                  "exploration_fraction", "exploration_final_eps")
+    hyperparams = {key: params[key] for key in model_keys}
+    hyperparams["gradient_steps"] = 1
+    hyperparams["policy_kwargs"] = dict(
+        net_arch=[params["head_width"]], features_extractor_kwargs=dict(batch_norm=params["batch_norm"])
+    )
+    hyperparams["callback"] = [
+        {ADAPTIVE_EPSILON: dict(boost_epsilon=params["boost_epsilon"], boost_decay=params["boost_decay"])},
+        EPISODE_STATS,
+    ]
+    return hyperparams
+
+
+def _sampler(stock_sampler: Callable) -> Callable:
+    @functools.wraps(stock_sampler)
+    def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+        manager = _MARIO_MANAGER.get()
+        if manager is None:
+            return stock_sampler(trial, n_actions, n_envs, additional_args)
+        hyperparams = convert_mario_params(sample_mario_dqn_params(trial))
+        manager.specified_callbacks = hyperparams.pop("callback")
+        return hyperparams
+
+    sample.sb3_mario_patch = True
+    return sample
+
+
+def _converter(stock_converter: Callable) -> Callable:
+    @functools.wraps(stock_converter)
+    def convert(params: dict[str, Any]) -> dict[str, Any]:
+        return convert_mario_params(params) if is_mario_params(params) else stock_converter(params)
+
+    convert.sb3_mario_patch = True
+    return convert
+
+
+def _objective(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def objective(self, trial: optuna.Trial) -> float:
+        if self.env_name.gym_id not in MARIO_ENV_IDS or self.algo != "dqn":
+            return original(self, trial)
+        callbacks = self.specified_callbacks
+        token = _MARIO_MANAGER.set(self)
+        try:
+            return original(self, trial)
+        finally:
+            _MARIO_MANAGER.reset(token)
+            self.specified_callbacks = callbacks
+
+    objective.sb3_mario_patch = True
+    return objective
+
+
+def heartbeat_seconds() -> int:
+    """Seconds between trial heartbeats on a database store (``$SB3_MARIO_OPTUNA_HEARTBEAT``, default 60)."""
+    return int(os.environ.get(HEARTBEAT_ENV_VAR, "60"))
+
+
+def heartbeat_storage(url: str) -> optuna.storages.RDBStorage:
+    """
+    A database store whose trials send heartbeats: a trial silent for 3 heartbeats (its worker died)
+    is marked failed by the next trial any worker starts, and retried once.
+
+    :param url: SQLAlchemy URL, e.g. ``postgresql://user@host:5432/optuna``.
+    """
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    interval = heartbeat_seconds()
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=interval,
+                grace_period=3 * interval,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            )
+        except (IntegrityError, ProgrammingError):
+            # Workers started together on an empty database race to create Optuna's tables:
+            # the losers fail on "already exists"; by the next attempt the tables are there.
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def is_database_url(storage: Any) -> bool:
+    """Whether ``storage`` is a database URL (not a journal ``.log`` file)."""
+    return isinstance(storage, str) and "://" in storage
+
+
+def _hyperparameters_optimization(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def hyperparameters_optimization(self) -> None:
+        if not is_database_url(self.storage):
+            return original(self)
+        create_study = optuna.create_study
+
+        def create_study_with_heartbeat(*args, storage=None, **kwargs):
+            if storage == self.storage:
+                storage = heartbeat_storage(storage)
+            return create_study(*args, storage=storage, **kwargs)
+
+        # rl-zoo3 hands the URL string to optuna.create_study: swap in a heartbeat store for this call.
+        with mock.patch.object(optuna, "create_study", create_study_with_heartbeat):
+            return original(self)
+
+    hyperparameters_optimization.sb3_mario_patch = True
+    return hyperparameters_optimization
+
+
+def default_journal(log_folder: str, study_name: str) -> str:
+    """The embedded store of a sweep with no ``--storage``: ``<log_folder>/optuna/<study_name>.log``."""
+    return str(Path(log_folder) / "optuna" / f"{study_name}.log")
+
+
+def use_embedded_store(manager: Any) -> None:
+    """Give a Mario sweep with no ``--storage`` the journal file store and a stable study name."""
+    if not manager.optimize_hyperparameters or manager.env_name.gym_id not in MARIO_ENV_IDS:
+        return
+    if manager.storage is None:
+        manager.study_name = manager.study_name or f"{manager.env_name.gym_id}_{manager.algo}"
+        manager.storage = default_journal(manager.log_folder, manager.study_name)
+        print(f"sb3-mario: Optuna study {manager.study_name!r} stored in {manager.storage}")
+
+
+def install() -> None:
+    """Put the Mario sampler, converter, embedded store and heartbeats into rl-zoo3 (idempotent)."""
+    from rl_zoo3 import hyperparams_opt
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    # exp_manager holds the same dict objects: replace the entries in place.
+    if not getattr(hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"], "sb3_mario_patch", False):
+        hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"] = _sampler(hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"])
+        hyperparams_opt.HYPERPARAMS_CONVERTER["dqn"] = _converter(hyperparams_opt.HYPERPARAMS_CONVERTER["dqn"])
+    if not getattr(ExperimentManager.objective, "sb3_mario_patch", False):
+        ExperimentManager.objective = _objective(ExperimentManager.objective)
+        ExperimentManager.hyperparameters_optimization = _hyperparameters_optimization(
+            ExperimentManager.hyperparameters_optimization
+        )
+
+
+# ---- results -------------------------------------------------------------------------------------
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
+    """A journal file (``*.log``) or a database URL, as rl-zoo3 interprets ``--storage``."""
+    if storage.endswith(".log"):
+        if not Path(storage).is_file():
+            raise FileNotFoundError(f"no Optuna journal at {storage!r}")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    return storage
+
+
+def best_entry(study: optuna.Study, base_entry: dict[str, Any]) -> dict[str, Any]:
+    """
+    A ``hyperparams/`` entry: ``base_entry`` with the best trial's parameters laid over it.
+
+    :param study: A finished (or running) Mario study.
+    :param base_entry: The entry the sweep started from (its n_timesteps, policy, buffer settings...).
+    """
+    params = study.best_trial.params
+    if not is_mario_params(params):
+        raise ValueError(f"study {study.study_name!r} was not made by sb3-mario's sampler: params {sorted(params)}")
+    tuned = convert_mario_params(params)
+    callbacks = tuned.pop("callback")
+    entry = {**base_entry, **tuned}
+    # Keep the base entry's other callback arguments (e.g. base_schedule), update the tuned ones.
+    base_callbacks = {next(iter(c)) if isinstance(c, dict) else c: c for c in base_entry.get("callback", [])}
+    merged = []
+    for callback in callbacks:
+        name = next(iter(callback)) if isinstance(callback, dict) else callback
+        base = base_callbacks.get(name)
+        if isinstance(callback, dict) and isinstance(base, dict):
+            callback = {name: {**(base[name] or {}), **callback[name]}}
+        merged.append(callback)
+    entry["callback"] = merged
+    # rl-zoo3 eval()s policy_kwargs strings.
+    entry["policy_kwargs"] = (
+        f"dict(net_arch=[{params['head_width']}], features_extractor_kwargs=dict(batch_norm={params['batch_norm']}))"
+    )
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Best trials of a Mario Optuna study, as a table and a ready-to-use hyperparams entry.",
+        epilog="python -m sb3_mario.tuning --storage logs/optuna/MarioShaped_dqn.log --study-name MarioShaped_dqn "
+        "--write hyperparams/dqn_tuned.yml --plots logs/optuna",
+    )
+    parser.add_argument("--storage", required=True, help="journal file (*.log) or database URL")
+    parser.add_argument("--study-name", required=True)
+    parser.add_argument("--top", type=int, default=5, help="how many of the best trials to list")
+    parser.add_argument("--base", type=Path, default=Path("hyperparams/dqn_cpu.yml"), help="entry the sweep started from")
+    parser.add_argument("--write", type=Path, default=None, help="write the best entry here (refuses to overwrite)")
+    parser.add_argument("--plots", type=Path, default=None, help="folder for optimization history / importance PNGs")
+    args = parser.parse_args(argv)
+
+    try:
+        study = optuna.load_study(study_name=args.study_name, storage=open_storage(args.storage))
+    except KeyError as error:
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(args.storage))]
+        parser.error(f"no study {args.study_name!r} in {args.storage}; studies there: {names}")
+        raise error
+    states = [trial.state.name for trial in study.trials]
+    print(f"study {study.study_name}: {len(states)} trials " + ", ".join(f"{s.lower()} {states.count(s)}" for s in sorted(set(states))))
+    finished = sorted((t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"), key=lambda t: -t.value)
+    if not finished:
+        parser.error("no completed trial yet")
+    for trial in finished[: args.top]:
+        params = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items())
+        print(f"trial {trial.number:4d}  value {trial.value:10.2f}  {params}")
+    if args.write is not None:
+        if args.write.exists():
+            parser.error(f"{args.write} exists; choose another --write path (nothing was overwritten)")
+        base_entry = yaml.safe_load(args.base.read_text())["MarioShaped"]
+        entry = best_entry(study, base_entry)
+        header = f"# Best trial {study.best_trial.number} of Optuna study {study.study_name} (value {study.best_value:.2f}).\n"
+        args.write.write_text(header + yaml.safe_dump({"MarioShaped": entry}, sort_keys=False))
+        print(f"wrote {args.write}: python -m rl_zoo3.train --algo dqn --env MarioShaped --conf-file {args.write}")
+    if args.plots is not None:
+        with contextlib.suppress(ImportError):
+            import matplotlib
+
+            matplotlib.use("Agg")
+        from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
+
+        args.plots.mkdir(parents=True, exist_ok=True)
+        for name, plot in (("history", plot_optimization_history), ("importances", plot_param_importances)):
+            if name == "importances" and len(finished) < 2:
+                continue
+            axes = plot(study)
+            path = args.plots / f"{study.study_name}_{name}.png"
+            axes.figure.set_size_inches(9, 5)
+            axes.figure.tight_layout()
+            axes.figure.savefig(path, dpi=100)
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
