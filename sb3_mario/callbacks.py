@@ -1,13 +1,19 @@
 """Training callbacks: the notebook's adaptive exploration, and Mario episode statistics."""
 
+import os
+import signal
+import threading
 from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from sb3_mario.schedules import BoostableSchedule, ExponentialSchedule
 
 BASE_SCHEDULES = ("model", "exponential")
+STATE_ATTRIBUTE = "adaptive_epsilon_state"
 
 
 class AdaptiveEpsilonCallback(BaseCallback):
@@ -31,6 +37,9 @@ class AdaptiveEpsilonCallback(BaseCallback):
     SB3's ``DQN`` recomputes ``exploration_rate`` from ``exploration_schedule`` after every callback
     call, so the callback swaps in a :class:`~sb3_mario.schedules.BoostableSchedule` for the
     duration of training and restores the original schedule at the end.
+
+    The frontier is kept on the model as ``model.adaptive_epsilon_state`` (a plain dict, saved in
+    the zip's JSON), so a run resumed from a checkpoint carries on from the same frontier.
 
     With ``n_envs > 1``, each env keeps its own episode state (its boost, whether it has boosted
     this episode), but SB3 draws one epsilon coin per vectorised step for all envs; the epsilon used
@@ -82,6 +91,14 @@ class AdaptiveEpsilonCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         model = self.model
+        saved_state = getattr(model, STATE_ATTRIBUTE, None)
+        if saved_state is not None:  # resumed from a checkpoint
+            self.frontier = float(saved_state["frontier"])
+            self._recent_beats = deque(saved_state["recent_beats"], maxlen=self.frontier_window)
+            self._beats_since_update = int(saved_state["beats_since_update"])
+            if self.verbose >= 1:
+                print(f"AdaptiveEpsilonCallback: resumed with the frontier at x={self.frontier:.0f}")
+        self._save_state()
         self._original_schedule = model.exploration_schedule
         if self.base_schedule == "exponential":
             self.exponential.total_timesteps = model._total_timesteps
@@ -104,6 +121,7 @@ class AdaptiveEpsilonCallback(BaseCallback):
         for env_index, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
             if done:
                 self.end_episode(info["max_x"])
+                self._save_state()
                 self.logger.record("mario/gmax_x", self.frontier)
                 self.env_boosts[env_index] = 0.0
                 self.boosted_this_episode[env_index] = False
@@ -114,6 +132,13 @@ class AdaptiveEpsilonCallback(BaseCallback):
                 self.boosted_this_episode[env_index] = True
         self.schedule.boost = float(self.env_boosts.max())
         return True
+
+    def _save_state(self) -> None:
+        setattr(self.model, STATE_ATTRIBUTE, {
+            "frontier": self.frontier,
+            "recent_beats": [float(max_x) for max_x in self._recent_beats],
+            "beats_since_update": self._beats_since_update,
+        })
 
     def end_episode(self, max_x: float) -> None:
         """
@@ -157,3 +182,93 @@ class MarioEpisodeStatsCallback(BaseCallback):
             for cause in ("flag", "death", "stall"):
                 self.logger.record(f"mario/{cause}_rate", self.causes.count(cause) / len(self.causes))
         return True
+
+
+def save_atomically(save: Callable[[Path], None], path: Path) -> None:
+    """
+    Write a file through a temporary name: a run killed mid-write keeps the previous complete file
+    (or none), never a truncated one under the final name.
+
+    :param save: Writes its argument (e.g. ``model.save``).
+    :param path: Final file name (with its suffix).
+    """
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    save(partial)
+    os.replace(partial, path)
+
+
+class AtomicCheckpointCallback(CheckpointCallback):
+    """
+    SB3's ``CheckpointCallback``, writing each checkpoint atomically (see :func:`save_atomically`),
+    so that the newest ``rl_model_*_steps.zip`` of a killed run always loads. Same arguments.
+    """
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            path = Path(self._checkpoint_path(extension="zip"))
+            save_atomically(self.model.save, path)
+            if self.verbose >= 2:
+                print(f"Saving model checkpoint to {path}")
+        return True
+
+
+class ReplayBufferCheckpointCallback(BaseCallback):
+    """
+    Save the replay buffer every ``save_freq`` calls, atomically, as one file that each save replaces.
+
+    rl-zoo3's ``--save-replay-buffer`` only saves at the end of training, so a run killed with
+    SIGKILL would lose it; sb3-mario's rl-zoo3 hook adds this callback beside rl-zoo3's
+    checkpoints. rl-zoo3's ``-i`` loads ``replay_buffer.pkl`` from the folder of the model it
+    continues from, which is where this callback writes.
+
+    :param save_freq: Calls (vectorised steps) between saves.
+    :param path: File to write, e.g. ``logs/dqn/MarioShaped_1/replay_buffer.pkl``.
+    :param verbose: Verbosity level: 1 prints each save.
+    """
+
+    def __init__(self, save_freq: int, path: str | Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.save_freq = save_freq
+        self.path = Path(path)
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            save_atomically(self.model.save_replay_buffer, self.path)
+            if self.verbose >= 1:
+                print(f"Saved the replay buffer ({self.model.num_timesteps} steps) to {self.path}")
+        return True
+
+
+class GracefulInterruptCallback(BaseCallback):
+    """
+    Turn the first Ctrl-C (SIGINT) into a clean stop at the end of the current env step.
+
+    A plain ``KeyboardInterrupt`` can land in the middle of a checkpoint being written and crash the
+    run with a half-written file and no final model. With this callback the first Ctrl-C only asks
+    training to stop; ``learn`` returns normally and rl-zoo3 saves the model (and the replay buffer
+    with ``--save-replay-buffer``). A second Ctrl-C interrupts at once, as usual.
+
+    :param verbose: Verbosity level: 1 says when the stop was requested.
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.interrupted = False
+        self._previous_handler = None
+
+    def _on_training_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame) -> None:
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self._previous_handler)
+        if self.verbose >= 1:
+            print("\nCtrl-C: stopping after this step (press it again to stop at once)")
+
+    def _on_step(self) -> bool:
+        return not self.interrupted
+
+    def _on_training_end(self) -> None:
+        if self._previous_handler is not None and not self.interrupted:
+            signal.signal(signal.SIGINT, self._previous_handler)

@@ -6,18 +6,24 @@ never from the working directory, and imports a module named ``custom_envs`` whe
 sb3-mario installs a ``custom_envs`` module that calls :func:`install`, which registers the env
 and the policy aliases, and points rl-zoo3 at the project's ``hyperparams/{algo}.yml`` when the
 user gave no ``--conf-file`` and that file has an entry for the env. Every other env keeps
-rl-zoo3's stock hyperparameters. It also installs the Optuna pieces of :mod:`sb3_mario.tuning`.
+rl-zoo3's stock hyperparameters. With ``--save-replay-buffer`` and ``--save-freq`` it saves the
+replay buffer beside every checkpoint, checkpoints are written atomically, and a first Ctrl-C stops training cleanly (see
+:class:`~sb3_mario.callbacks.GracefulInterruptCallback`); a run continued with ``-i`` keeps counting steps (so its
+schedules go on where they stopped). It also installs the Optuna pieces of :mod:`sb3_mario.tuning`.
 """
 
 import functools
 import os
 import sys
 from pathlib import Path
+from unittest import mock
 
 import yaml
+from stable_baselines3.common.callbacks import CheckpointCallback
 
 import sb3_mario
 from sb3_mario import tuning
+from sb3_mario.callbacks import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
 
@@ -61,6 +67,49 @@ def _with_sb3_mario_defaults(original_init):
     return __init__
 
 
+def _continue_step_count(original_learn):
+    @functools.wraps(original_learn)
+    def learn(self, model) -> None:
+        if not self.continue_training:
+            return original_learn(self, model)
+        # rl-zoo3 restarts the step count of a continued model, and with it the exploration
+        # schedule. Keep counting instead: -n is the number of further steps, and without -n
+        # the run goes on up to the entry's n_timesteps.
+        if getattr(self.args, "n_timesteps", -1) <= 0:
+            self.n_timesteps = max(self.n_timesteps - model.num_timesteps, 0)
+        algorithm_learn = type(model).learn
+
+        def learn_on(model_self, *args, **kwargs):
+            kwargs.setdefault("reset_num_timesteps", False)
+            return algorithm_learn(model_self, *args, **kwargs)
+
+        # Patched on the class for this call only: an attribute on the model would be saved with it.
+        with mock.patch.object(type(model), "learn", learn_on):
+            return original_learn(self, model)
+
+    learn.sb3_mario_patch = True
+    return learn
+
+
+def _add_safety_callbacks(original_create_callbacks):
+    @functools.wraps(original_create_callbacks)
+    def create_callbacks(self) -> None:
+        original_create_callbacks(self)
+        # rl-zoo3's checkpoints, written atomically: the newest one of a killed run always loads.
+        self.callbacks = [
+            AtomicCheckpointCallback(c.save_freq, c.save_path, c.name_prefix, verbose=c.verbose)
+            if type(c) is CheckpointCallback else c
+            for c in self.callbacks
+        ]
+        self.callbacks.append(GracefulInterruptCallback(verbose=self.verbose))
+        if self.save_replay_buffer and self.save_freq > 0:
+            path = os.path.join(self.save_path, "replay_buffer.pkl")
+            self.callbacks.append(ReplayBufferCheckpointCallback(self.save_freq, path, verbose=self.verbose))
+
+    create_callbacks.sb3_mario_patch = True
+    return create_callbacks
+
+
 def install() -> None:
     """Register sb3-mario's env and policies, and its hyperparameters with rl-zoo3 (idempotent)."""
     exp_manager = sys.modules.get("rl_zoo3.exp_manager")
@@ -73,4 +122,6 @@ def install() -> None:
 
     if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
         ExperimentManager.__init__ = _with_sb3_mario_defaults(ExperimentManager.__init__)
+        ExperimentManager.learn = _continue_step_count(ExperimentManager.learn)
+        ExperimentManager.create_callbacks = _add_safety_callbacks(ExperimentManager.create_callbacks)
     tuning.install()

@@ -1,0 +1,80 @@
+"""Interrupted runs leave loadable models; killed runs resume from checkpoints with their replay buffer and frontier."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from stable_baselines3 import DQN
+
+from test_zoo import REPO, zoo
+
+# Small and quick: a checkpoint (and replay buffer) every 200 steps, a frontier that moves after every
+# episode that beats it, so that it is not still at its start value when the run stops.
+RUN = ["--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "--eval-freq", "-1",
+       "--save-freq", "200", "--save-replay-buffer", "--seed", "3", "-params", "buffer_size:2000", "learning_starts:150",
+       "batch_size:16", "callback:[{'sb3_mario.callbacks.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]"]
+
+
+def start_training(log_folder: Path, n_timesteps: int = 100_000) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rl_zoo3.train", *RUN[:2], *RUN[2:], "-n", str(n_timesteps), "-f", str(log_folder)]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"training stopped early:\n{process.stdout.read()[-3000:]}"
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+def saved_data(zip_path: Path) -> dict:
+    """The JSON part of an SB3 zip (read without unpickling anything)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        return json.loads(archive.read("data"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_loadable_model(tmp_path) -> None:
+    process = start_training(tmp_path)
+    run = tmp_path / "dqn" / "MarioShaped_1"
+    wait_for(run / "rl_model_400_steps.zip", process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert "Saving to" in output
+    model = DQN.load(run / "MarioShaped.zip")
+    assert 400 <= model.num_timesteps < 100_000
+    assert (run / "replay_buffer.pkl").is_file()
+    assert saved_data(run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] > 40
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
+    process = start_training(tmp_path, n_timesteps=1000)
+    run = tmp_path / "dqn" / "MarioShaped_1"
+    wait_for(run / "rl_model_600_steps.zip", process)
+    wait_for(run / "replay_buffer.pkl", process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "MarioShaped.zip").exists()  # killed: no final save...
+    checkpoints = sorted(run.glob("rl_model_*_steps.zip"), key=lambda p: int(p.stem.split("_")[2]))
+    checkpoint = checkpoints[-1]  # ...but the latest checkpoint loads (checkpoints are written atomically)
+    steps = DQN.load(checkpoint).num_timesteps
+    assert steps == int(checkpoint.stem.split("_")[2])
+    frontier = saved_data(checkpoint)["adaptive_epsilon_state"]["frontier"]
+    assert frontier > 40
+
+    # Resume without -n: the run goes on to the entry's total (here the 1000 steps asked first).
+    out = zoo("train", *RUN, "-n", str(1000 - steps), "-f", str(tmp_path), "-i", str(checkpoint),
+              "--verbose", "1")
+    assert "Loading replay buffer" in out
+    assert f"resumed with the frontier at x={frontier:.0f}" in out
+    resumed = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")
+    assert resumed.num_timesteps == 1000  # the same total as an uninterrupted run
+    assert saved_data(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] >= frontier
