@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the report here (default: beside the model)")
     parser.add_argument("--unsafe-pickle", action="store_true", help="load with SB3's DQN.load (unpickles: trusted files only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = parser.parse_args(argv)
 
     if args.world is not None and not 1 <= args.world <= 8:
@@ -174,13 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.path is None and not args.random_only:
         parser.error("give a model path or --random-only")
     agent = None if args.random_only else load_agent(args.path, algo=args.algo, best=args.best, safe=not args.unsafe_pickle)
+    json_path = args.json or (agent.default_output_dir / "evaluation.json" if agent else Path("evaluation.json"))
+    if json_path.exists() and not args.overwrite:
+        parser.error(f"{json_path} already holds a report; pass --json elsewhere or --overwrite")
     if args.world is not None:
         levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
     else:
         levels = args.levels or [agent.env_kwargs.get("level", "1-1") if agent else "1-1"]
     report = evaluate(agent, levels, args.episodes, 0.0 if args.greedy else args.epsilon, args.random_baseline, args.seed)
     print(format_table(report))
-    json_path = args.json or (agent.default_output_dir / "evaluation.json" if agent else Path("evaluation.json"))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2))
     print(f"report: {json_path}")

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=10_000, help="cut an episode's video after this many steps")
     parser.add_argument("--output", type=Path, default=None, help="folder for the videos (default: <model folder>/videos)")
     parser.add_argument("--unsafe-pickle", action="store_true", help="load with SB3's load (unpickles: trusted files only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing videos")
     args = parser.parse_args(argv)
 
     if args.episodes < 1:
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     agent.check_env(env)
     fps = env.metadata.get("render_fps", 60) / env.get_wrapper_attr("frame_skip")
     output = args.output or agent.default_output_dir / "videos"
+    paths = [output / f"mario_{level}_episode{episode}.{fmt}" for episode in range(args.episodes) for fmt in args.format]
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{existing} already exist; pass --output elsewhere or --overwrite")
     output.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     for episode in range(args.episodes):

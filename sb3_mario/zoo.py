@@ -1,18 +1,22 @@
 """
 rl-zoo3 glue: make ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` use this project.
 
-rl-zoo3 reads default hyperparameters from the ``hyperparams/`` folder inside its own package,
-never from the working directory, and imports a module named ``custom_envs`` when it starts.
-sb3-mario installs a ``custom_envs`` module that calls :func:`install`, which registers the env
-and the policy aliases, and points rl-zoo3 at the project's ``hyperparams/{algo}.yml`` when the
-user gave no ``--conf-file`` and that file has an entry for the env. Every other env keeps
-rl-zoo3's stock hyperparameters. With ``--save-replay-buffer`` and ``--save-freq`` it saves the
-replay buffer beside every checkpoint, checkpoints are written atomically, and a first Ctrl-C stops training cleanly (see
-:class:`~sb3_mario.callbacks.GracefulInterruptCallback`); a run continued with ``-i`` keeps counting steps (so its
-schedules go on where they stopped). It also installs the Optuna pieces of :mod:`sb3_mario.tuning`.
+rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario installs one that calls
+:func:`install`, which patches rl-zoo3's ``ExperimentManager`` so that, for sb3-mario's envs:
+
+- the default hyperparameters come from the project's ``hyperparams/{algo}.yml`` (rl-zoo3 reads the
+  copy inside its own package, never the working directory) when no ``--conf-file`` is given and
+  that file has an entry for the env; every other env keeps rl-zoo3's stock hyperparameters;
+- a mistyped key in the entry is refused by name;
+- checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
+  checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.callbacks.GracefulInterruptCallback`);
+- a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
+- Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
 """
 
+import difflib
 import functools
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -65,6 +69,44 @@ def _with_sb3_mario_defaults(original_init):
 
     __init__.sb3_mario_patch = True
     return __init__
+
+
+# Keys rl-zoo3 itself takes out of a hyperparameter entry before the rest goes to the algorithm.
+ZOO_KEYS = frozenset({
+    "n_timesteps", "n_envs", "policy", "normalize", "env_wrapper", "vec_env_wrapper", "frame_stack", "callback",
+    "env_kwargs", "monitor_kwargs", "noise_type", "noise_std",
+})
+
+
+def check_entry_keys(algo: str, env_id: str, hyperparams: dict) -> None:
+    """
+    Refuse a hyperparameter entry with a key neither rl-zoo3 nor the algorithm knows, naming it and
+    the closest valid keys (rl-zoo3 would fail later with a bare ``TypeError``, or not at all for
+    keys it drops).
+
+    :param algo: rl-zoo3 algorithm name.
+    :param env_id: Env the entry is for (the message names it).
+    :param hyperparams: The entry, after command-line overrides.
+    """
+    from rl_zoo3.utils import ALGOS
+
+    valid = ZOO_KEYS | set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env"}
+    unknown = sorted(set(hyperparams) - valid)
+    if unknown:
+        hints = "; ".join(f"{key!r}: did you mean {difflib.get_close_matches(key, valid, n=3) or 'none close'}" for key in unknown)
+        raise ValueError(f"unknown hyperparameter(s) for {algo} on {env_id}: {hints}. Valid keys: {', '.join(sorted(valid))}")
+
+
+def _check_keys(original_read):
+    @functools.wraps(original_read)
+    def read_hyperparameters(self):
+        hyperparams, saved_hyperparams = original_read(self)
+        if self.env_name.gym_id in tuning.MARIO_ENV_IDS:
+            check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
+        return hyperparams, saved_hyperparams
+
+    read_hyperparameters.sb3_mario_patch = True
+    return read_hyperparameters
 
 
 def _continue_step_count(original_learn):
@@ -122,6 +164,7 @@ def install() -> None:
 
     if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
         ExperimentManager.__init__ = _with_sb3_mario_defaults(ExperimentManager.__init__)
+        ExperimentManager.read_hyperparameters = _check_keys(ExperimentManager.read_hyperparameters)
         ExperimentManager.learn = _continue_step_count(ExperimentManager.learn)
         ExperimentManager.create_callbacks = _add_safety_callbacks(ExperimentManager.create_callbacks)
     tuning.install()

@@ -1,0 +1,115 @@
+"""Safe loading refuses pickled payloads; mistyped hyperparameters are named; seeded runs are reproducible."""
+
+import base64
+import pickle
+import zipfile
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import DQN
+
+from sb3_mario import evaluate
+from sb3_mario.loading import UnsafeModelError, load_agent
+from sb3_mario.zoo import check_entry_keys
+from test_zoo import SMALL, zoo
+
+
+class Payload:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def genuine_zip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "genuine.zip"
+    DQN("DuelingCnnPolicy", gym.make("MarioShaped"), buffer_size=100, seed=0).save(path)
+    return path
+
+
+def rewrite_zip(source, target, replace: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for name in original.namelist():
+            copy.writestr(name, replace.get(name, original.read(name)))
+
+
+def test_pickle_payload_in_the_weights_is_refused_and_never_runs(genuine_zip, tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    malicious = tmp_path / "malicious.zip"
+    rewrite_zip(genuine_zip, malicious, {"policy.pth": pickle.dumps({"q_net.q_net.0.weight": Payload(str(marker))})})
+    with pytest.raises(UnsafeModelError, match="refusing to load .*malicious.zip: its policy.pth is not plain weights"):
+        load_agent(malicious)
+    assert not marker.exists()
+    # The payload is live: unpickling it the ordinary way does create the marker.
+    with zipfile.ZipFile(malicious) as archive:
+        pickle.loads(archive.read("policy.pth"))
+    assert marker.exists()
+
+
+def test_pickled_entries_of_data_are_never_decoded(genuine_zip, tmp_path) -> None:
+    import json
+
+    marker = tmp_path / "pwned"
+    with zipfile.ZipFile(genuine_zip) as archive:
+        data = json.loads(archive.read("data"))
+    data["policy_class"][":serialized:"] = base64.b64encode(pickle.dumps(Payload(str(marker)))).decode()
+    tampered = tmp_path / "tampered.zip"
+    rewrite_zip(genuine_zip, tampered, {"data": json.dumps(data).encode()})
+    agent = load_agent(tampered)  # the weights are genuine: it loads, ignoring the pickled entries
+    assert not marker.exists()
+    obs = np.zeros((4, 96, 96), np.uint8)
+    assert 0 <= int(agent.model.predict(obs, deterministic=True)[0]) < 7
+
+
+def test_safe_and_unpickling_loaders_agree(genuine_zip) -> None:
+    obs = np.random.default_rng(0).integers(0, 256, size=(8, 4, 96, 96), dtype=np.uint8)
+    safe_actions, _ = load_agent(genuine_zip).model.predict(obs, deterministic=True)
+    trusted_actions, _ = DQN.load(genuine_zip).predict(obs, deterministic=True)
+    np.testing.assert_array_equal(safe_actions, trusted_actions)
+
+
+def test_mistyped_hyperparameter_is_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) for dqn on MarioShaped: 'learning_rat': did you mean \['learning_rate'"):
+        check_entry_keys("dqn", "MarioShaped", {"learning_rat": 1e-3, "policy": "CnnPolicy", "n_timesteps": 10})
+    check_entry_keys("dqn", "MarioShaped", {"learning_rate": 1e-3, "policy": "CnnPolicy", "callback": [], "n_timesteps": 10})
+
+
+@pytest.mark.slow
+def test_mistyped_hyperparameter_stops_rl_zoo_before_training(tmp_path) -> None:
+    with pytest.raises(AssertionError, match="'exploraton_fraction': did you mean \\['exploration_fraction'"):
+        zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "100", "-f", str(tmp_path), *SMALL, "exploraton_fraction:0.2")
+    assert not (tmp_path / "dqn").exists() or not any((tmp_path / "dqn").rglob("*.zip"))
+
+
+def test_existing_report_is_not_overwritten(genuine_zip, tmp_path, capsys) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    with pytest.raises(SystemExit):
+        evaluate.main([str(genuine_zip), "--episodes", "1", "--json", str(report)])
+    assert "already holds a report" in capsys.readouterr().err and report.read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_seeded_runs_are_identical() -> None:
+    """Same seed on CPU: the same first 1,000 transitions and the same weights after 300 updates."""
+    runs = []
+    for _ in range(2):
+        model = DQN("DuelingCnnPolicy", gym.make("MarioShaped"), buffer_size=2000, learning_starts=700, batch_size=16,
+                    train_freq=1, seed=42, device="cpu")
+        model.learn(1000)
+        assert model._n_updates == 300
+        buffer = model.replay_buffer
+        runs.append((buffer.observations[:1000].copy(), buffer.actions[:1000].copy(), buffer.rewards[:1000].copy(),
+                     buffer.dones[:1000].copy(), {k: v.clone() for k, v in model.policy.state_dict().items()}))
+    first, second = runs
+    for a, b in zip(first[:4], second[:4]):
+        np.testing.assert_array_equal(a, b)
+    assert len(np.unique(first[1])) == 7  # the transitions are varied, not one action repeated
+    for key in first[4]:
+        th.testing.assert_close(first[4][key], second[4][key], rtol=0, atol=0)
