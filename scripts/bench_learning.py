@@ -28,7 +28,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
     return max(checkpoints, key=lambda item: item[1]) if checkpoints else None
 
 
-def train(output: Path, steps: int, conf: str, seed: int, algo: str) -> tuple[Path, float]:
+def train(output: Path, steps: int, conf: str, seed: int, algo: str, params: list[str]) -> tuple[Path, float]:
     """Train (or continue) the run in ``output``; return its run folder and the wall time it took."""
     run_dir = output / "logs" / algo / "MarioShaped_1"
     final = run_dir / "MarioShaped.zip"
@@ -39,6 +39,8 @@ def train(output: Path, steps: int, conf: str, seed: int, algo: str) -> tuple[Pa
         "-f", str(output / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
         "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(output / "tensorboard"), "--progress",
     ]
+    if params:
+        command += ["-params", *params]
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:  # resume: rl-zoo3 writes the continuation to a new run folder
         command += ["-i", str(checkpoint[0]), "-n", str(steps - checkpoint[1])]
@@ -57,13 +59,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("bench/learning"))
+    parser.add_argument("--params", nargs="+", default=[], help="rl-zoo3 -params overrides, e.g. gamma:0.99")
     args = parser.parse_args()
 
-    run_dir, train_seconds = train(args.output, args.steps, args.conf, args.seed, args.algo)
+    run_dir, train_seconds = train(args.output, args.steps, args.conf, args.seed, args.algo, args.params)
     results = {
         "command": " ".join(sys.orig_argv),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
-        "conf": args.conf, "steps": args.steps, "train_wall_seconds": round(train_seconds), "evaluations": {},
+        "conf": args.conf, "params": args.params, "steps": args.steps, "train_wall_seconds": round(train_seconds), "evaluations": {},
     }
     for model_name, best in (("final", False), ("best", True)):
         if best and not (run_dir / "best_model.zip").is_file():

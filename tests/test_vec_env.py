@@ -28,7 +28,8 @@ if __name__ == "__main__":
         traces.append(trace)
         vec_env.close()
     for dummy, subproc in zip(*traces):
-        np.testing.assert_array_equal(dummy, subproc)
+        # DummyVecEnv keeps rewards in a float32 buffer, SubprocVecEnv stacks Python floats (float64).
+        np.testing.assert_array_equal(dummy, np.asarray(subproc, dtype=np.asarray(dummy).dtype))
     print("identical", len(traces[0]))
 """
 

@@ -71,7 +71,8 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
     # Continue training from the saved zip.
     zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "200", "-f", str(logs), "--eval-freq", "-1",
         "-i", str(run / "MarioShaped.zip"), *SMALL)
-    assert DQN.load(logs / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps == 200
+    # sb3-mario keeps counting: 300 steps, then 200 more.
+    assert DQN.load(logs / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps == 500
 
     # The greedy untrained agent runs into the first Goomba: episodes of a few dozen steps.
     out = zoo("enjoy", "--algo", "dqn", "--env", "MarioShaped", "-f", str(logs), "--exp-id", "1", "-n", "300", "--no-render")
