@@ -37,6 +37,18 @@ class EpisodeResult:
     cause: str | None
 
 
+def epsilon_greedy_action(
+    model: BaseAlgorithm | None, observation: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int
+) -> int:
+    """
+    A uniformly random action with probability ``epsilon`` (always, when ``model`` is None), else the
+    model's greedy one.
+    """
+    if model is None or rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    return int(model.predict(observation, deterministic=True)[0])
+
+
 def play_episode(env: gym.Env, model: BaseAlgorithm | None, epsilon: float, rng: np.random.Generator, seed: int) -> EpisodeResult:
     """
     Play one episode, acting at random with probability ``epsilon`` (always, when ``model`` is None).
@@ -50,10 +62,7 @@ def play_episode(env: gym.Env, model: BaseAlgorithm | None, epsilon: float, rng:
     obs, info = env.reset(seed=seed)
     reward_sum, length = 0.0, 0
     while True:
-        if model is None or rng.random() < epsilon:
-            action = int(rng.integers(env.action_space.n))
-        else:
-            action = int(model.predict(obs, deterministic=True)[0])
+        action = epsilon_greedy_action(model, obs, epsilon, rng, env.action_space.n)
         obs, reward, terminated, truncated, info = env.step(action)
         reward_sum += float(reward)
         length += 1

@@ -17,11 +17,10 @@ Optuna sweeps of ``MarioShaped`` through rl-zoo3's ``-optimize``.
 """
 
 import argparse
-import contextlib
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -272,10 +271,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         study = optuna.load_study(study_name=args.study_name, storage=open_storage(args.storage))
-    except KeyError as error:
+    except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(args.storage))]
         parser.error(f"no study {args.study_name!r} in {args.storage}; studies there: {names}")
-        raise error
     states = [trial.state.name for trial in study.trials]
     print(f"study {study.study_name}: {len(states)} trials " + ", ".join(f"{s.lower()} {states.count(s)}" for s in sorted(set(states))))
     finished = sorted((t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"), key=lambda t: -t.value)
@@ -293,10 +291,9 @@ def main(argv: list[str] | None = None) -> None:
         args.write.write_text(header + yaml.safe_dump({"MarioShaped": entry}, sort_keys=False))
         print(f"wrote {args.write}: python -m rl_zoo3.train --algo dqn --env MarioShaped --conf-file {args.write}")
     if args.plots is not None:
-        with contextlib.suppress(ImportError):
-            import matplotlib
+        import matplotlib
 
-            matplotlib.use("Agg")
+        matplotlib.use("Agg")
         from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
         args.plots.mkdir(parents=True, exist_ok=True)

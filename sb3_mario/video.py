@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sb3_mario.env import LEVELS
+from sb3_mario.evaluate import epsilon_greedy_action
 from sb3_mario.loading import LoadedAgent, load_agent
 
 FORMATS = ("mp4", "gif")
@@ -59,10 +60,7 @@ def record_episode(
     observation, _ = env.reset(seed=seed)
     frames = [frame(observation)]
     for _ in range(max_steps):
-        if rng.random() < epsilon:
-            action = int(rng.integers(env.action_space.n))
-        else:
-            action = int(agent.model.predict(observation, deterministic=True)[0])
+        action = epsilon_greedy_action(agent.model, observation, epsilon, rng, env.action_space.n)
         observation, _, terminated, truncated, _ = env.step(action)
         frames.append(frame(observation))
         if terminated or truncated:
