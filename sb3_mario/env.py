@@ -14,6 +14,7 @@ from sb3_mario.reward import ShapedReward
 from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip
 
 ENV_ID = "MarioShaped"
+MARIO_ENV_IDS = (ENV_ID,)  # every env id sb3-mario registers
 
 LEVELS = tuple(f"{world}-{stage}" for world in range(1, 9) for stage in range(1, 5))
 

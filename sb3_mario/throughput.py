@@ -18,6 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from sb3_mario.env import ACTION_SETS
+from sb3_mario.vec_env import PinnedSubprocVecEnv
 
 
 def record_mario_shaped(n_steps: int, seed: int = 0, **env_kwargs) -> tuple[float, list[list[int]]]:
@@ -95,7 +96,8 @@ def vec_env_seconds(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, seed: 
     actions, after a 20-step warm-up (each step plays ``n_envs`` agent steps of 4 NES frames).
 
     :param n_envs: Number of envs.
-    :param vec_env_cls: ``DummyVecEnv`` (one process) or ``SubprocVecEnv`` (one process per env).
+    :param vec_env_cls: ``DummyVecEnv`` (one process), ``SubprocVecEnv`` or ``PinnedSubprocVecEnv``
+        (one process per env).
     :param n_steps: Vectorised steps to time.
     :param seed: Seed of the envs and the random actions.
     """
@@ -112,7 +114,9 @@ def vec_env_seconds(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, seed: 
     return elapsed
 
 
-VEC_ENV_CLASSES: dict[str, type[VecEnv]] = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+VEC_ENV_CLASSES: dict[str, type[VecEnv]] = {
+    "dummy": DummyVecEnv, "subproc": SubprocVecEnv, "pinned": PinnedSubprocVecEnv,
+}
 
 
 def zoo_training_fps(

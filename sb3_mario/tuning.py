@@ -29,7 +29,8 @@ from unittest import mock
 import optuna
 import yaml
 
-MARIO_ENV_IDS = ("MarioShaped",)
+from sb3_mario.env import MARIO_ENV_IDS
+
 HEARTBEAT_ENV_VAR = "SB3_MARIO_OPTUNA_HEARTBEAT"
 ADAPTIVE_EPSILON = "sb3_mario.callbacks.AdaptiveEpsilonCallback"
 EPISODE_STATS = "sb3_mario.callbacks.MarioEpisodeStatsCallback"

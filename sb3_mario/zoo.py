@@ -10,6 +10,7 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
 - a mistyped key in the entry is refused by name;
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
   checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.callbacks.GracefulInterruptCallback`);
+- ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
 - Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
 """
@@ -24,10 +25,13 @@ from unittest import mock
 
 import yaml
 from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import sb3_mario
 from sb3_mario import tuning
 from sb3_mario.callbacks import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
+from sb3_mario.env import MARIO_ENV_IDS
+from sb3_mario.vec_env import PinnedSubprocVecEnv
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
 
@@ -65,6 +69,8 @@ def _with_sb3_mario_defaults(original_init):
             config = project_config(self.algo, self.env_name.gym_id)
             if config is not None:
                 self.config = str(config)
+        if self.vec_env_class is SubprocVecEnv and self.env_name.gym_id in MARIO_ENV_IDS:
+            self.vec_env_class = PinnedSubprocVecEnv  # --vec-env subproc: one core per emulator
         tuning.use_embedded_store(self)
 
     __init__.sb3_mario_patch = True
@@ -101,7 +107,7 @@ def _check_keys(original_read):
     @functools.wraps(original_read)
     def read_hyperparameters(self):
         hyperparams, saved_hyperparams = original_read(self)
-        if self.env_name.gym_id in tuning.MARIO_ENV_IDS:
+        if self.env_name.gym_id in MARIO_ENV_IDS:
             check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
         return hyperparams, saved_hyperparams
 

@@ -2,7 +2,7 @@
 Env throughput: NES frames/s of MarioShaped vs the bare emulator, and across vectorised envs.
 
     python scripts/bench_env.py                # single env vs raw emulator (+ notebook pipeline)
-    python scripts/bench_env.py --n-envs 2     # also 1 vs N envs under DummyVecEnv / SubprocVecEnv
+    python scripts/bench_env.py --n-envs 2     # also 1 vs N envs: DummyVecEnv, SubprocVecEnv, PinnedSubprocVecEnv
 """
 
 import argparse
@@ -43,10 +43,11 @@ def main() -> None:
                 seconds[n_envs, name] += vec_env_seconds(n_envs, VEC_ENV_CLASSES[name], n_steps=args.steps // n_envs)
         frames_per_config = args.repeats * 4 * (args.steps // args.n_envs) * args.n_envs
         one_env = args.repeats * 4 * args.steps / seconds[1, "dummy"]
-        print(f"1 env (DummyVecEnv):       {one_env:8.0f} NES frames/s")
+        print(f"{'1 env (DummyVecEnv):':32s}{one_env:8.0f} NES frames/s")
         for n_envs, name in configs[1:]:
             fps = frames_per_config / seconds[n_envs, name]
-            print(f"{n_envs} envs ({VEC_ENV_CLASSES[name].__name__}): {fps:8.0f} NES frames/s   scaling {fps / one_env:.2f}x")
+            label = f"{n_envs} envs ({VEC_ENV_CLASSES[name].__name__}):"
+            print(f"{label:32s}{fps:8.0f} NES frames/s   scaling {fps / one_env:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""MarioShaped under SB3's vectorised envs: subprocess workers, identical results, rl-zoo3 --vec-env subproc."""
+"""MarioShaped under SB3's vectorised envs: subprocess workers, pinned workers, identical results, rl-zoo3 --vec-env subproc."""
 
+import os
 import subprocess
 import sys
 
@@ -7,18 +8,27 @@ import pytest
 
 from test_zoo import SMALL, zoo
 
+from sb3_mario.vec_env import worker_cores
+
 # In a fresh interpreter: the plain id must work in SubprocVecEnv workers, and give what DummyVecEnv gives.
 SUBPROC_SCRIPT = """
+import os
 import numpy as np
 import sb3_mario
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from sb3_mario.vec_env import PinnedSubprocVecEnv
 
 if __name__ == "__main__":
     actions = np.random.default_rng(0).integers(0, 7, size=(60, 2))
     traces = []
-    for vec_env_cls in (DummyVecEnv, SubprocVecEnv):
+    for vec_env_cls in (DummyVecEnv, SubprocVecEnv, PinnedSubprocVecEnv):
         vec_env = make_vec_env("MarioShaped", n_envs=2, seed=5, vec_env_cls=vec_env_cls)
+        if vec_env_cls is PinnedSubprocVecEnv:
+            cores = sorted(os.sched_getaffinity(0))
+            pinned = [os.sched_getaffinity(process.pid) for process in vec_env.processes]
+            assert pinned == [{cores[0]}, {cores[1 % len(cores)]}], pinned
+            assert os.sched_getaffinity(0) == set(cores)  # the main process stays free
         obs = vec_env.reset()
         assert obs.shape == (2, 4, 96, 96) and obs.dtype == np.uint8, (obs.shape, obs.dtype)
         trace = [obs]
@@ -27,15 +37,16 @@ if __name__ == "__main__":
             trace += [obs, rewards, dones, np.array([info["max_x"] for info in infos])]
         traces.append(trace)
         vec_env.close()
-    for dummy, subproc in zip(*traces):
-        # DummyVecEnv keeps rewards in a float32 buffer, SubprocVecEnv stacks Python floats (float64).
-        np.testing.assert_array_equal(dummy, np.asarray(subproc, dtype=np.asarray(dummy).dtype))
+    for dummy, *subprocs in zip(*traces):
+        for subproc in subprocs:
+            # DummyVecEnv keeps rewards in a float32 buffer, SubprocVecEnv stacks Python floats (float64).
+            np.testing.assert_array_equal(dummy, np.asarray(subproc, dtype=np.asarray(dummy).dtype))
     print("identical", len(traces[0]))
 """
 
 
 @pytest.mark.slow
-def test_subproc_workers_know_mario_shaped_and_match_dummy(tmp_path) -> None:
+def test_subproc_and_pinned_workers_know_mario_shaped_and_match_dummy(tmp_path) -> None:
     script = tmp_path / "subproc_check.py"
     script.write_text(SUBPROC_SCRIPT)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
@@ -51,3 +62,8 @@ def test_zoo_trains_with_subprocess_envs(tmp_path) -> None:
     assert (tmp_path / "dqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()
     monitors = sorted((tmp_path / "dqn" / "MarioShaped_1").glob("*.monitor.csv"))
     assert len(monitors) == 2  # one Monitor per worker
+
+
+def test_worker_cores_go_round_robin_over_the_allowed_cores() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    assert worker_cores(len(cores) * 2 + 1) == [*cores, *cores, cores[0]]

@@ -11,8 +11,10 @@ import pytest
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_mario.policies import DuelingCnnPolicy
+from sb3_mario.vec_env import PinnedSubprocVecEnv
 from sb3_mario.zoo import project_config, project_hyperparams_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,19 @@ def test_project_config_only_for_envs_it_has() -> None:
 def test_experiment_manager_picks_the_config(tmp_path, env_id: str, config: str | None, expected: str) -> None:
     manager = ExperimentManager(argparse.Namespace(), "dqn", env_id, str(tmp_path), config=config)
     assert manager.config.endswith(expected)
+
+
+@pytest.mark.parametrize(
+    "env_id, vec_env, expected",
+    [
+        ("MarioShaped", "subproc", PinnedSubprocVecEnv),
+        ("MarioShaped", "dummy", DummyVecEnv),
+        ("CartPole-v1", "subproc", SubprocVecEnv),  # other envs keep rl-zoo3's choice
+    ],
+)
+def test_experiment_manager_pins_mario_workers(tmp_path, env_id: str, vec_env: str, expected: type) -> None:
+    manager = ExperimentManager(argparse.Namespace(), "dqn", env_id, str(tmp_path), vec_env_type=vec_env)
+    assert manager.vec_env_class is expected
 
 
 @pytest.mark.slow
