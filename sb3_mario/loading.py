@@ -25,7 +25,7 @@ from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 
 from sb3_mario.policies import DuelingCnnPolicy, DuelingDQNPolicy
 
-ALGOS = ("dqn", "qrdqn")
+ALGOS = ("dqn", "ddqn", "qrdqn")
 
 
 class UnsafeModelError(ValueError):
@@ -191,7 +191,7 @@ def load_agent(path: str | Path, algo: str | None = None, best: bool = False, sa
     Load an agent for evaluation from a zip or an rl-zoo3 run folder.
 
     :param path: SB3 zip or rl-zoo3 run folder.
-    :param algo: ``"dqn"`` or ``"qrdqn"`` (only used with ``safe=False``; default: the run folder's, else dqn).
+    :param algo: ``"dqn"``, ``"ddqn"`` or ``"qrdqn"`` (only used with ``safe=False``; default: the run folder's, else dqn).
     :param best: In a run folder, load ``best_model.zip``.
     :param safe: Never unpickle (see module docstring). ``False`` uses the algorithm's ``load``.
     """
@@ -206,6 +206,8 @@ def load_agent(path: str | Path, algo: str | None = None, best: bool = False, sa
         raise ValueError(f"algo={algo!r} is not supported; valid choices: {', '.join(ALGOS)}")
     if algo == "qrdqn":
         from sb3_contrib import QRDQN as algorithm
+    elif algo == "ddqn":
+        from sb3_mario.double_dqn import DoubleDQN as algorithm
     else:
         from stable_baselines3 import DQN as algorithm
     model = algorithm.load(zip_path, device="cpu")

@@ -61,8 +61,30 @@ def sample_mario_dqn_params(trial: optuna.Trial) -> dict[str, Any]:
     return dict(trial.params)
 
 
+def sample_mario_ddqn_params(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    Suggest one Mario configuration of :class:`~sb3_mario.double_dqn.DoubleDQN`: the DQN search
+    space plus prioritized replay and n-step returns; returns the trial's raw parameters.
+
+    :param trial: The Optuna trial.
+    """
+    sample_mario_dqn_params(trial)
+    trial.suggest_float("prioritized_replay_alpha", 0.3, 0.8)
+    trial.suggest_float("prioritized_replay_beta", 0.2, 0.6)
+    trial.suggest_categorical("n_steps", [1, 3, 5])
+    return dict(trial.params)
+
+
+# rl-zoo3 algorithm -> the Mario sampler its sweeps use.
+MARIO_SAMPLERS: dict[str, Callable[[optuna.Trial], dict[str, Any]]] = {
+    "dqn": sample_mario_dqn_params,
+    "ddqn": sample_mario_ddqn_params,
+}
+PRIORITIZED_KEYS = ("prioritized_replay_alpha", "prioritized_replay_beta")
+
+
 def is_mario_params(params: dict[str, Any]) -> bool:
-    """Whether trial parameters come from :func:`sample_mario_dqn_params`."""
+    """Whether trial parameters come from one of :data:`MARIO_SAMPLERS`."""
     return {"boost_epsilon", "head_width", "batch_norm"} <= set(params)
 
 
@@ -70,11 +92,13 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
     """
     Turn a trial's parameters into hyperparameters for the model, plus a ``callback`` list.
 
-    :param params: Parameters from :func:`sample_mario_dqn_params`.
+    :param params: Parameters from one of :data:`MARIO_SAMPLERS`.
     """
     model_keys = ("learning_rate", "gamma", "batch_size", "buffer_size", "target_update_interval", "train_freq",
-                  "exploration_fraction", "exploration_final_eps")
-    hyperparams = {key: params[key] for key in model_keys}
+                  "exploration_fraction", "exploration_final_eps", "n_steps", *PRIORITIZED_KEYS)
+    hyperparams = {key: params[key] for key in model_keys if key in params}
+    if all(key in params for key in PRIORITIZED_KEYS):
+        hyperparams["prioritized_replay"] = True
     hyperparams["gradient_steps"] = 1
     hyperparams["policy_kwargs"] = dict(
         net_arch=[params["head_width"]], features_extractor_kwargs=dict(batch_norm=params["batch_norm"])
@@ -86,13 +110,13 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
-def _sampler(stock_sampler: Callable) -> Callable:
+def _sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna.Trial], dict[str, Any]]) -> Callable:
     @functools.wraps(stock_sampler)
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
         manager = _MARIO_MANAGER.get()
         if manager is None:
             return stock_sampler(trial, n_actions, n_envs, additional_args)
-        hyperparams = convert_mario_params(sample_mario_dqn_params(trial))
+        hyperparams = convert_mario_params(sample_mario_params(trial))
         manager.specified_callbacks = hyperparams.pop("callback")
         return hyperparams
 
@@ -112,7 +136,7 @@ def _converter(stock_converter: Callable) -> Callable:
 def _objective(original: Callable) -> Callable:
     @functools.wraps(original)
     def objective(self, trial: optuna.Trial) -> float:
-        if self.env_name.gym_id not in MARIO_ENV_IDS or self.algo != "dqn":
+        if self.env_name.gym_id not in MARIO_ENV_IDS or self.algo not in MARIO_SAMPLERS:
             return original(self, trial)
         callbacks = self.specified_callbacks
         token = _MARIO_MANAGER.set(self)
@@ -203,10 +227,14 @@ def install() -> None:
     from rl_zoo3 import hyperparams_opt
     from rl_zoo3.exp_manager import ExperimentManager
 
-    # exp_manager holds the same dict objects: replace the entries in place.
-    if not getattr(hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"], "sb3_mario_patch", False):
-        hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"] = _sampler(hyperparams_opt.HYPERPARAMS_SAMPLER["dqn"])
-        hyperparams_opt.HYPERPARAMS_CONVERTER["dqn"] = _converter(hyperparams_opt.HYPERPARAMS_CONVERTER["dqn"])
+    # exp_manager holds the same dict objects: replace the entries in place. DoubleDQN takes DQN's
+    # hyperparameters, so on other envs its sweeps use rl-zoo3's DQN sampler.
+    samplers, converters = hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER
+    if not getattr(samplers["dqn"], "sb3_mario_patch", False):
+        stock_sampler, stock_converter = samplers["dqn"], converters["dqn"]
+        for algo, sample_mario_params in MARIO_SAMPLERS.items():
+            samplers[algo] = _sampler(stock_sampler, sample_mario_params)
+            converters[algo] = _converter(stock_converter)
     if not getattr(ExperimentManager.objective, "sb3_mario_patch", False):
         ExperimentManager.objective = _objective(ExperimentManager.objective)
         ExperimentManager.hyperparameters_optimization = _hyperparameters_optimization(

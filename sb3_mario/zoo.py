@@ -12,6 +12,7 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.callbacks.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
+- ``--algo ddqn`` is :class:`~sb3_mario.double_dqn.DoubleDQN`;
 - Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
 """
 
@@ -28,8 +29,10 @@ from stable_baselines3.common.callbacks import CheckpointCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import sb3_mario
+import sb3_mario.buffers  # noqa: F401  (named by hyperparameter files)
 from sb3_mario import tuning
 from sb3_mario.callbacks import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
+from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
 from sb3_mario.vec_env import PinnedSubprocVecEnv
 
@@ -159,7 +162,7 @@ def _add_safety_callbacks(original_create_callbacks):
 
 
 def install() -> None:
-    """Register sb3-mario's env and policies, and its hyperparameters with rl-zoo3 (idempotent)."""
+    """Register sb3-mario's env, policies and ``ddqn`` algorithm, and its hyperparameters with rl-zoo3 (idempotent)."""
     exp_manager = sys.modules.get("rl_zoo3.exp_manager")
     if exp_manager is not None and not hasattr(exp_manager, "ExperimentManager"):
         # Code that imports rl_zoo3.exp_manager before rl_zoo3.import_envs reaches this hook while
@@ -167,7 +170,13 @@ def install() -> None:
         # import_envs first; such code must pass --conf-file (or import custom_envs first).
         return
     from rl_zoo3.exp_manager import ExperimentManager
+    from rl_zoo3.utils import ALGOS
 
+    ALGOS.setdefault("ddqn", DoubleDQN)  # --algo ddqn
+    # rl-zoo3 evals replay_buffer_class / *_kwargs strings in exp_manager's namespace: let entries
+    # name sb3-mario's classes there, e.g. "sb3_mario.buffers.CompressedReplayBuffer".
+    exp_manager = sys.modules["rl_zoo3.exp_manager"]
+    exp_manager.sb3_mario = sb3_mario
     if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
         ExperimentManager.__init__ = _with_sb3_mario_defaults(ExperimentManager.__init__)
         ExperimentManager.read_hyperparameters = _check_keys(ExperimentManager.read_hyperparameters)

@@ -1,0 +1,320 @@
+"""
+Replay buffers for SB3's DQN: compressed observations, and prioritized replay.
+
+Both are ordinary SB3 ``ReplayBuffer`` subclasses, chosen with ``replay_buffer_class`` (in code or
+in a hyperparameter file). :class:`CompressedReplayBuffer` stores each observation losslessly
+compressed: a Mario observation (4 x 96 x 96 uint8, 36,864 bytes) compresses to ~3 KB with lz4, and
+the observation that starts a transition, being the one that ended the previous transition, is
+stored once. :class:`PrioritizedReplayBuffer` adds proportional prioritized replay on top (with or
+without compression); the algorithm that uses it must apply its importance weights and report TD
+errors back, which :class:`sb3_mario.double_dqn.DoubleDQN` does.
+
+Both also compute n-step returns (``n_steps``, ``gamma``), as SB3's ``NStepReplayBuffer`` does.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import lz4.frame
+import numpy as np
+import torch as th
+import zstandard
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_mario.sum_tree import SumTree
+
+# codec name -> (compress, decompress); module-level functions, so buffers stay picklable.
+CODECS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
+    "lz4": (lz4.frame.compress, lz4.frame.decompress),  # ~12x on Mario frames, ~6 us per decompression
+    "zstd": (zstandard.compress, zstandard.decompress),  # ~16x, ~25 us per decompression
+}
+
+
+class _LastStored:
+    """The last array compressed for each env, and its bytes: lets the next write reuse them."""
+
+    def __init__(self, n_envs: int) -> None:
+        self.arrays: list[np.ndarray | None] = [None] * n_envs
+        self.blobs: list[bytes | None] = [None] * n_envs
+
+
+class CompressedObservations:
+    """
+    Array-like storage of shape ``(buffer_size, n_envs, *obs_shape)`` holding every observation
+    compressed. It supports exactly the indexing SB3's replay buffers use: ``storage[pos] = values``
+    (one row: an observation per env) and ``storage[rows, envs]`` (optionally ``[rows, envs, :]``).
+
+    A written observation equal to the last one written for the same env (by this storage or by
+    the one sharing its ``last_stored``) reuses its compressed bytes instead of compressing again:
+    SB3 writes ``next_obs`` of step ``t`` and then ``obs`` of step ``t + 1``, the same array.
+
+    :param buffer_size: Rows.
+    :param n_envs: Observations per row.
+    :param obs_shape: Shape of one observation.
+    :param dtype: Its dtype.
+    :param codec: Compression, one of :data:`CODECS`.
+    :param last_stored: Shared with the storage this one alternates writes with.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        n_envs: int,
+        obs_shape: tuple[int, ...],
+        dtype: np.dtype,
+        codec: str,
+        last_stored: _LastStored,
+    ) -> None:
+        self.blobs = np.full((buffer_size, n_envs), None, dtype=object)
+        self.obs_shape = obs_shape
+        self.dtype = np.dtype(dtype)
+        self.codec = codec
+        self.last_stored = last_stored
+
+    def __setitem__(self, row: int, values: np.ndarray) -> None:
+        compress = CODECS[self.codec][0]
+        values = np.asarray(values, dtype=self.dtype)
+        last = self.last_stored
+        for env_index, value in enumerate(values):
+            previous = last.arrays[env_index]
+            if previous is None or not np.array_equal(previous, value):
+                last.arrays[env_index] = value
+                last.blobs[env_index] = compress(value.tobytes())
+            self.blobs[row, env_index] = last.blobs[env_index]
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        if not isinstance(key, tuple) or len(key) not in (2, 3) or (len(key) == 3 and key[2] != slice(None)):
+            raise IndexError(f"CompressedObservations supports [rows, envs] indexing only, got {key!r}")
+        blobs = np.atleast_1d(self.blobs[key[0], key[1]])
+        decompress = CODECS[self.codec][1]
+        out = np.empty((len(blobs), *self.obs_shape), dtype=self.dtype)
+        for index, blob in enumerate(blobs):
+            if blob is None:
+                raise IndexError("sampled an empty slot of the replay buffer")
+            out[index] = np.frombuffer(decompress(blob), dtype=self.dtype).reshape(self.obs_shape)
+        return out
+
+
+# What ReplayBuffer.__init__ is given instead of the real observation space, so that it does not
+# allocate (or warn about) the uncompressed arrays that the compressed storage replaces.
+_PLACEHOLDER_SPACE = spaces.Box(0, 255, (1,), np.uint8)
+
+
+class CompressedReplayBuffer(ReplayBuffer):
+    """
+    SB3's ``ReplayBuffer`` with observations stored losslessly compressed: sampling returns exactly
+    the arrays that were added. Use it as ``replay_buffer_class`` (e.g. ``replay_buffer_class:
+    sb3_mario.buffers.CompressedReplayBuffer`` in a hyperparameter file).
+
+    ``optimize_memory_usage`` is refused: consecutive observations are already stored once.
+
+    :param buffer_size: Max number of transitions.
+    :param observation_space: Observation space.
+    :param action_space: Action space.
+    :param device: PyTorch device.
+    :param n_envs: Number of parallel environments.
+    :param optimize_memory_usage: Must be ``False`` (see above).
+    :param handle_timeout_termination: Treat time-limit truncations as non-terminal (as SB3 does).
+    :param n_steps: Steps of reward summed into each sampled return (1: plain TD targets).
+    :param gamma: Discount of the n-step return; required when ``n_steps > 1``. SB3's DQN passes its
+        own ``gamma`` only to its own buffers: with a custom ``replay_buffer_class`` give both in
+        ``replay_buffer_kwargs`` (:class:`~sb3_mario.double_dqn.DoubleDQN` fills them in).
+    :param codec: ``"lz4"`` (fastest), ``"zstd"`` (smallest), or ``None`` to store plain arrays.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float | None = None,
+        codec: str | None = "lz4",
+    ) -> None:
+        if codec is not None and codec not in CODECS:
+            raise ValueError(f"codec={codec!r} is not supported; valid choices: {', '.join(CODECS)}, or None")
+        if optimize_memory_usage:
+            raise ValueError(
+                f"{type(self).__name__} does not support optimize_memory_usage=True (nor need it: it stores "
+                "an observation shared by consecutive transitions once); set optimize_memory_usage: False"
+            )
+        if not isinstance(n_steps, int) or n_steps < 1:
+            raise ValueError(f"n_steps={n_steps!r} must be an integer >= 1")
+        if n_steps > 1 and gamma is None:
+            raise ValueError(f"n_steps={n_steps} needs the discount: pass gamma in replay_buffer_kwargs")
+        space = observation_space if codec is None else _PLACEHOLDER_SPACE
+        super().__init__(buffer_size, space, action_space, device, n_envs, False, handle_timeout_termination)
+        self.n_steps = n_steps
+        self.gamma = gamma
+        self.codec = codec
+        if codec is not None:
+            self.observation_space = observation_space
+            self.obs_shape = observation_space.shape
+            last_stored = _LastStored(self.n_envs)
+            storage = (self.buffer_size, self.n_envs, self.obs_shape, observation_space.dtype, codec, last_stored)
+            self.observations = CompressedObservations(*storage)
+            self.next_observations = CompressedObservations(*storage)
+
+    def observation_nbytes(self) -> int:
+        """Bytes the stored observations take: the plain arrays, or each distinct compressed one once."""
+        if self.codec is None:
+            return self.observations.nbytes + self.next_observations.nbytes
+        storages = (self.observations, self.next_observations)
+        distinct = {id(blob): len(blob) for storage in storages for blob in storage.blobs.ravel() if blob is not None}
+        return sum(distinct.values()) + sum(storage.blobs.nbytes for storage in storages)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        return self._gather(batch_inds, env_indices, env)
+
+    def _gather(self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None) -> ReplayBufferSamples:
+        """
+        The transitions at ``(batch_inds, env_indices)``, with n-step returns when ``n_steps > 1``.
+
+        SB3's ``NStepReplayBuffer`` draws the env indices itself; prioritized replay must choose
+        them, hence this version of its computation that takes them as arguments.
+        """
+        if self.n_steps == 1:
+            rewards = self.rewards[batch_inds, env_indices]
+            dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+            last_inds, discounts = batch_inds, None
+        else:
+            # The write head is the end of the newest episode so far: mark it truncated while
+            # sampling, so that no n-step window runs from the newest transitions into the oldest.
+            head = self.pos - 1
+            saved_timeouts = self.timeouts[head].copy()
+            self.timeouts[head] = np.logical_or(saved_timeouts, np.logical_not(self.dones[head]))
+            window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
+            ends = np.logical_or(self.dones[window, env_indices[:, None]], self.timeouts[window, env_indices[:, None]])
+            # Each window stops at its first done or truncation (inclusive).
+            length = np.where(ends.any(axis=1), ends.argmax(axis=1), self.n_steps - 1) + 1
+            mask = np.arange(self.n_steps) < length[:, None]
+            powers = self.gamma ** np.arange(self.n_steps, dtype=np.float32)
+            rewards = (self.rewards[window, env_indices[:, None]] * powers * mask).sum(axis=1)
+            last_inds = (batch_inds + length - 1) % self.buffer_size
+            dones = self.dones[last_inds, env_indices] * (1 - self.timeouts[last_inds, env_indices])
+            discounts = (self.gamma**length).astype(np.float32).reshape(-1, 1)
+            self.timeouts[head] = saved_timeouts
+        return ReplayBufferSamples(
+            observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env)),
+            actions=self.to_torch(self.actions[batch_inds, env_indices]),
+            next_observations=self.to_torch(self._normalize_obs(self.next_observations[last_inds, env_indices], env)),
+            dones=self.to_torch(dones.reshape(-1, 1)),
+            rewards=self.to_torch(self._normalize_reward(rewards.reshape(-1, 1), env)),
+            discounts=None if discounts is None else self.to_torch(discounts),
+        )
+
+
+class PrioritizedReplayBufferSamples(NamedTuple):
+    """
+    A prioritized batch: SB3's ``ReplayBufferSamples`` fields, the importance-sampling weights to
+    multiply the per-sample loss by, and the items to report TD errors for.
+    """
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: th.Tensor | None
+    weights: th.Tensor
+    indices: np.ndarray
+
+
+class PrioritizedReplayBuffer(CompressedReplayBuffer):
+    """
+    Proportional prioritized experience replay (Schaul et al., 2016): transition ``i`` is sampled
+    with probability ``p_i^alpha / sum_k p_k^alpha``, where ``p_i = |TD error| + epsilon`` from the
+    last time it was trained on (new transitions get the largest priority so far, so every one is
+    seen at least once). Each transition (one per env per step) is a leaf of a :class:`SumTree`.
+
+    :meth:`sample` returns :class:`PrioritizedReplayBufferSamples`: the learner must weight its
+    per-sample loss by ``weights`` (``(N * P(i))^-beta``, divided by the largest possible weight)
+    and call :meth:`update_priorities` with the batch's TD errors.
+
+    Observations are stored plainly by default; ``codec="lz4"`` or ``"zstd"`` compresses them
+    as :class:`CompressedReplayBuffer` does.
+
+    :param buffer_size: Max number of transitions.
+    :param observation_space: Observation space.
+    :param action_space: Action space.
+    :param device: PyTorch device.
+    :param n_envs: Number of parallel environments.
+    :param optimize_memory_usage: Must be ``False``.
+    :param handle_timeout_termination: Treat time-limit truncations as non-terminal (as SB3 does).
+    :param n_steps: Steps of reward summed into each sampled return.
+    :param gamma: Discount of the n-step return; required when ``n_steps > 1``.
+    :param codec: Observation compression (see :class:`CompressedReplayBuffer`), ``None`` for none.
+    :param alpha: How much prioritization is used (0: uniform sampling).
+    :param epsilon: Added to ``|TD error|`` so that no transition becomes impossible to sample.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float | None = None,
+        codec: str | None = None,
+        alpha: float = 0.6,
+        epsilon: float = 1e-6,
+    ) -> None:
+        if alpha < 0:
+            raise ValueError(f"alpha={alpha!r} must be >= 0 (0: uniform sampling)")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon={epsilon!r} must be > 0")
+        super().__init__(
+            buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
+            handle_timeout_termination, n_steps, gamma, codec,
+        )
+        self.alpha = alpha
+        self.epsilon = epsilon
+        self.tree = SumTree(self.buffer_size * self.n_envs)
+        self.max_priority = 1.0  # largest p^alpha so far: what new transitions get
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        leaves = self.pos * self.n_envs + np.arange(self.n_envs)
+        super().add(*args, **kwargs)
+        self.tree.update(leaves, np.full(self.n_envs, self.max_priority))
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.4) -> PrioritizedReplayBufferSamples:
+        """
+        Draw a batch proportionally to priority.
+
+        :param batch_size: Number of transitions.
+        :param env: VecNormalize to normalize observations/rewards with, if any.
+        :param beta: Importance-sampling exponent (0: no correction, 1: full correction).
+        """
+        leaves = self.tree.sample(np.random.random(batch_size))
+        n_stored = self.size() * self.n_envs
+        priorities = self.tree.priorities
+        # weight_i = (N P(i))^-beta / max_k (N P(k))^-beta = (p_i / p_min)^-beta
+        weights = (priorities[leaves] / priorities[:n_stored].min()) ** -beta
+        batch_inds, env_indices = np.divmod(leaves, self.n_envs)
+        samples = self._gather(batch_inds, env_indices, env)
+        return PrioritizedReplayBufferSamples(
+            *samples, weights=self.to_torch(weights.astype(np.float32).reshape(-1, 1)), indices=leaves
+        )
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """
+        Set the priorities of sampled transitions from their new TD errors.
+
+        :param indices: ``indices`` of the batch the errors are for.
+        :param td_errors: One TD error per sampled transition.
+        """
+        priorities = (np.abs(td_errors).ravel() + self.epsilon) ** self.alpha
+        self.tree.update(indices, priorities)
+        self.max_priority = max(self.max_priority, float(priorities.max()))

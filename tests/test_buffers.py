@@ -1,0 +1,219 @@
+"""Sum tree, prioritized replay and the compressed replay buffer, on constructed and real Mario data."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+
+import sb3_mario  # noqa: F401  (registers MarioShaped)
+from sb3_mario.buffers import CODECS, CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.sum_tree import SumTree
+
+SMALL_OBS = spaces.Box(0, 255, (2, 3), np.uint8)
+ACTIONS = spaces.Discrete(4)
+
+
+# ---- sum tree ------------------------------------------------------------------------------------
+
+
+def test_sum_tree_nodes_are_the_sums_of_their_children_after_random_updates() -> None:
+    rng = np.random.default_rng(0)
+    tree = SumTree(37)  # not a power of two: padded leaves must stay zero
+    for _ in range(200):
+        indices = rng.integers(0, 37, size=rng.integers(1, 10))
+        tree.update(indices, rng.random(len(indices)) * 10)
+    internal = np.arange(1, tree.n_leaves)
+    np.testing.assert_allclose(tree.nodes[internal], tree.nodes[2 * internal] + tree.nodes[2 * internal + 1])
+    assert tree.total == pytest.approx(tree.priorities.sum())
+    assert not tree.nodes[tree.n_leaves + 37 :].any()
+
+
+def test_sum_tree_update_with_repeated_index_keeps_the_last_value() -> None:
+    tree = SumTree(4)
+    tree.update([2, 2], [5.0, 1.5])
+    assert tree.priorities.tolist() == [0, 0, 1.5, 0] and tree.total == 1.5
+
+
+def test_sum_tree_find_is_the_inverse_of_the_prefix_sums() -> None:
+    priorities = np.array([1.0, 0.0, 2.0, 3.0, 0.0, 4.0])
+    tree = SumTree(len(priorities))
+    tree.update(np.arange(len(priorities)), priorities)
+    values = np.linspace(0, priorities.sum(), 1000, endpoint=False)
+    expected = np.searchsorted(np.cumsum(priorities), values, side="right")
+    np.testing.assert_array_equal(tree.find(values), expected)
+    assert not np.isin(tree.find(values), [1, 4]).any()  # zero priority: never found
+
+
+def test_sum_tree_samples_in_proportion_to_priority() -> None:
+    priorities = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0])
+    tree = SumTree(len(priorities))
+    tree.update(np.arange(len(priorities)), priorities)
+    rng = np.random.default_rng(42)
+    draws = np.concatenate([tree.sample(rng.random(64)) for _ in range(2000)])
+    frequencies = np.bincount(draws, minlength=len(priorities)) / len(draws)
+    # 128,000 draws: the standard error of each frequency is below 0.0014; a sampler that is off by
+    # one leaf, uniform, or proportional to rank misses by more than 0.02.
+    np.testing.assert_allclose(frequencies, priorities / priorities.sum(), atol=0.005)
+
+
+def test_sum_tree_refuses_bad_input() -> None:
+    tree = SumTree(3)
+    with pytest.raises(IndexError, match=r"\[0, 3\)"):
+        tree.update([3], [1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        tree.update([0], [-1.0])
+    with pytest.raises(ValueError, match="all zero"):
+        tree.sample(np.array([0.5]))
+    with pytest.raises(ValueError, match="capacity=0"):
+        SumTree(0)
+
+
+# ---- prioritized replay ----------------------------------------------------------------------------
+
+
+def fill(buffer: ReplayBuffer, n: int, done_every: int = 0, seed: int = 0) -> None:
+    """Add ``n`` transitions of distinct small observations (obs t+1 = next obs t)."""
+    rng = np.random.default_rng(seed)
+    n_envs = buffer.n_envs
+    obs = rng.integers(0, 256, size=(n_envs, *SMALL_OBS.shape), dtype=np.uint8)
+    for step in range(n):
+        next_obs = rng.integers(0, 256, size=obs.shape, dtype=np.uint8)
+        done = np.full(n_envs, bool(done_every) and (step + 1) % done_every == 0)
+        action = rng.integers(0, 4, size=(n_envs, 1))
+        reward = rng.normal(size=n_envs).astype(np.float32)
+        buffer.add(obs, next_obs, action, reward, done, [{} for _ in range(n_envs)])
+        obs = next_obs
+
+
+def test_importance_weights_on_a_constructed_case() -> None:
+    buffer = PrioritizedReplayBuffer(4, SMALL_OBS, ACTIONS, device="cpu", alpha=1.0, epsilon=1e-9)
+    fill(buffer, 4)
+    # TD errors 1, 2, 4, 8 -> priorities (alpha 1) 1, 2, 4, 8: P = p / 15, N = 4.
+    buffer.update_priorities(np.arange(4), np.array([1.0, -2.0, 4.0, -8.0]))
+    np.random.seed(0)
+    batch = buffer.sample(400, beta=0.5)
+    p = np.array([1, 2, 4, 8]) + 1e-9
+    # w_i = (N P(i))^-beta / max_k (N P(k))^-beta = (p_i / p_min)^-0.5: 1, 0.7071, 0.5, 0.3536.
+    expected = (p[batch.indices] / p.min()) ** -0.5
+    np.testing.assert_allclose(batch.weights.numpy().ravel(), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.unique(batch.weights.numpy()), [0.5**1.5, 0.5, 0.5**0.5, 1.0], rtol=1e-6)
+    frequencies = np.bincount(batch.indices, minlength=4) / 400
+    np.testing.assert_allclose(frequencies, p / p.sum(), atol=0.02)  # stratified: nearly exact
+    # The samples are the stored transitions the indices name.
+    np.testing.assert_array_equal(batch.actions.numpy().ravel(), buffer.actions[batch.indices, 0, 0])
+
+
+def test_new_transitions_get_the_largest_priority_so_far() -> None:
+    buffer = PrioritizedReplayBuffer(8, SMALL_OBS, ACTIONS, device="cpu", alpha=0.5, epsilon=0.01)
+    fill(buffer, 2)
+    assert buffer.tree.priorities[:2].tolist() == [1.0, 1.0]
+    buffer.update_priorities(np.array([0, 1]), np.array([15.99, 0.0]))
+    assert buffer.tree.priorities[0] == pytest.approx(4.0) and buffer.tree.priorities[1] == pytest.approx(0.1)
+    fill(buffer, 1, seed=1)
+    assert buffer.tree.priorities[2] == pytest.approx(4.0)
+
+
+def test_prioritized_leaves_cover_every_env() -> None:
+    buffer = PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, device="cpu", n_envs=2, alpha=1.0)
+    fill(buffer, 5)
+    assert buffer.tree.priorities[:10].tolist() == [1.0] * 10
+    buffer.update_priorities(np.arange(10), np.array([0.0] * 9 + [5.0]))  # only (pos 4, env 1) matters
+    np.random.seed(0)
+    batch = buffer.sample(32)
+    assert (batch.indices == 9).mean() > 0.99
+    np.testing.assert_array_equal(batch.observations.numpy()[0], buffer.observations[4, 1])
+
+
+@pytest.mark.parametrize("codec", [None, "lz4"])
+def test_n_step_returns_match_sb3(codec: str | None) -> None:
+    # With one env SB3's NStepReplayBuffer and ours read the same transitions: same returns,
+    # discounts, dones and next observations, across episode ends and the write head.
+    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9, codec=codec, alpha=0.0)
+    sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9)
+    for buffer in (ours, sb3):
+        fill(buffer, 70, done_every=7)  # wrapped around: the write head is mid-episode
+    inds = np.arange(50)
+    mine, theirs = ours._gather(inds, np.zeros(50, dtype=np.int64), None), sb3._get_samples(inds)
+    for field in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        np.testing.assert_allclose(getattr(mine, field).numpy(), getattr(theirs, field).numpy(), rtol=1e-6, err_msg=field)
+    assert (mine.discounts.numpy() < 0.9**3 + 1e-6).sum() < 50  # some windows were cut short by an episode end
+
+
+# ---- compressed buffer -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mario_transitions() -> list[tuple]:
+    env = gym.make("MarioShaped")
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    transitions = []
+    while len(transitions) < 300:
+        action = int(rng.integers(env.action_space.n))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        transitions.append((obs, next_obs, action, reward, terminated))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    env.close()
+    return transitions
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_compressed_buffer_returns_exactly_what_was_stored(mario_transitions, codec: str) -> None:
+    space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
+    compressed = CompressedReplayBuffer(200, space, spaces.Discrete(7), device="cpu", codec=codec)
+    plain = ReplayBuffer(200, space, spaces.Discrete(7), device="cpu")
+    for buffer in (compressed, plain):
+        for obs, next_obs, action, reward, terminated in mario_transitions:  # 300 into 200: wraps
+            buffer.add(obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}])
+    inds = np.random.default_rng(0).integers(0, 200, size=64)
+    np.random.seed(1)
+    ours = compressed._get_samples(inds)
+    np.random.seed(1)
+    theirs = plain._get_samples(inds)
+    for field in ("observations", "actions", "next_observations", "dones", "rewards"):
+        assert th_equal(getattr(ours, field), getattr(theirs, field)), field
+    assert ours.discounts is None
+    # Each observation is stored once: the next observation of step t is the observation of step t+1.
+    distinct = {id(blob) for storage in (compressed.observations, compressed.next_observations) for blob in storage.blobs.ravel()}
+    assert len(distinct) < 200 * 1.1
+    assert compressed.observation_nbytes() < plain.observations.nbytes / 8
+
+
+def th_equal(a, b) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all())
+
+
+def test_compressed_buffer_survives_pickling(tmp_path, mario_transitions) -> None:
+    from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+
+    space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
+    buffer = PrioritizedReplayBuffer(100, space, spaces.Discrete(7), device="cpu", codec="zstd")
+    for obs, next_obs, action, reward, terminated in mario_transitions[:50]:
+        buffer.add(obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}])
+    save_to_pkl(tmp_path / "buffer.pkl", buffer)
+    loaded = load_from_pkl(tmp_path / "buffer.pkl")
+    inds = np.arange(50)
+    np.testing.assert_array_equal(loaded.observations[inds, np.zeros(50, int)], buffer.observations[inds, np.zeros(50, int)])
+    np.testing.assert_array_equal(loaded.tree.nodes, buffer.tree.nodes)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(codec="gzip"), "codec='gzip' is not supported; valid choices: lz4, zstd, or None"),
+        (dict(optimize_memory_usage=True, handle_timeout_termination=False), "optimize_memory_usage=True"),
+        (dict(n_steps=3), "n_steps=3 needs the discount"),
+        (dict(n_steps=0), "n_steps=0 must be an integer >= 1"),
+    ],
+)
+def test_compressed_buffer_refuses_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        CompressedReplayBuffer(10, SMALL_OBS, ACTIONS, **kwargs)
+
+
+def test_prioritized_buffer_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="alpha=-1"):
+        PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, alpha=-1)
+    with pytest.raises(ValueError, match="epsilon=0"):
+        PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, epsilon=0)

@@ -1,0 +1,129 @@
+"""DoubleDQN: the double-Q target, prioritized training, save/load, and the rl-zoo3 runs of each variant."""
+
+import numpy as np
+import pytest
+import torch as th
+import yaml
+from test_zoo import REPO, SMALL, zoo
+
+import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
+from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.double_dqn import DoubleDQN
+
+
+def cartpole_model(**kwargs) -> DoubleDQN:
+    return DoubleDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), learning_starts=0, batch_size=8,
+                     buffer_size=500, seed=0, device="cpu", **kwargs)
+
+
+def set_output_bias(q_net: th.nn.Module, bias: list[float]) -> None:
+    """Make a Q-network output ``bias`` for every input: zero last-layer weights."""
+    last = [module for module in q_net.modules() if isinstance(module, th.nn.Linear)][-1]
+    with th.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(th.tensor(bias))
+
+
+def test_double_q_target_differs_from_vanilla_on_a_constructed_pair() -> None:
+    model = cartpole_model()
+    set_output_bias(model.q_net, [0.0, 1.0])  # online net prefers action 1
+    set_output_bias(model.q_net_target, [5.0, 2.0])  # target net values action 0 higher
+    next_obs = th.zeros(3, 4)
+    # Double DQN: Q_target(s', argmax_a Q(s', a)) = Q_target(s', 1) = 2; vanilla: max_a Q_target = 5.
+    assert model.next_q_values(next_obs).tolist() == [[2.0]] * 3
+    model.double_q = False
+    assert model.next_q_values(next_obs).tolist() == [[5.0]] * 3
+
+
+def test_double_q_training_step_moves_towards_the_double_target() -> None:
+    losses = {}
+    for double_q in (True, False):
+        model = cartpole_model(double_q=double_q, gamma=0.5)
+        model.learn(50)  # fills the buffer (and trains a little)
+        set_output_bias(model.q_net, [0.0, 1.0])
+        set_output_bias(model.q_net_target, [5.0, 2.0])
+        model.replay_buffer.rewards[:] = 0.0
+        model.replay_buffer.dones[:] = 0.0
+        model.train(gradient_steps=1, batch_size=8)
+        losses[double_q] = model.logger.name_to_value["train/loss"]
+    # Current Q of the taken actions is 0 or 1; targets are 0.5 * 2 = 1 (double) or 0.5 * 5 = 2.5.
+    assert losses[True] < losses[False]
+
+
+def test_prioritized_training_updates_priorities_and_saves(tmp_path) -> None:
+    model = cartpole_model(prioritized_replay=True, prioritized_replay_alpha=1.0, n_steps=3)
+    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer)
+    assert model.replay_buffer.n_steps == 3 and model.replay_buffer.gamma == model.gamma
+    model.learn(200)
+    priorities = model.replay_buffer.tree.priorities[: model.replay_buffer.size()]
+    assert len(set(priorities.round(6))) > 20  # TD errors replaced the uniform initial priority
+    assert model.logger.name_to_value["train/per_beta"] == pytest.approx(1.0, abs=0.03)  # beta at the end
+    model._current_progress_remaining = 0.75
+    assert model._beta() == pytest.approx(0.4 + 0.25 * 0.6)
+    model.save(tmp_path / "per.zip")
+    loaded = DoubleDQN.load(tmp_path / "per.zip", device="cpu")
+    assert loaded.prioritized_replay and loaded.double_q and loaded.prioritized_replay_alpha == 1.0
+    assert isinstance(loaded.replay_buffer, PrioritizedReplayBuffer)
+    obs = np.zeros((5, 4), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_compressed_buffer_with_sb3_dqn_gets_n_steps_from_double_dqn() -> None:
+    model = cartpole_model(n_steps=2, replay_buffer_class=CompressedReplayBuffer)
+    assert model.replay_buffer.n_steps == 2 and model.replay_buffer.gamma == model.gamma
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prioritized_replay=True, replay_buffer_class=CompressedReplayBuffer), "needs a PrioritizedReplayBuffer"),
+        (dict(prioritized_replay_beta=1.5), r"prioritized_replay_beta=1.5 must be in \[0, 1\]"),
+    ],
+)
+def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cartpole_model(**kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant, extra",
+    [
+        ("double+per", []),  # the ddqn entry as written: Double DQN, PER, 3-step returns, lz4 observations
+        ("double", ["prioritized_replay:False", "replay_buffer_kwargs:dict(handle_timeout_termination=False)"]),
+    ],
+)
+def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) -> None:
+    out = zoo("train", "--algo", "ddqn", "--env", "MarioShaped", "-n", "300", "-f", str(tmp_path), "--eval-freq", "-1",
+              "--seed", "2", *SMALL, *extra)
+    assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'ddqn.yml'}" in out
+    run = tmp_path / "ddqn" / "MarioShaped_1"
+    model = DoubleDQN.load(run / "MarioShaped.zip", device="cpu")
+    assert model.num_timesteps == 300 and model.double_q
+    assert model.prioritized_replay == (variant == "double+per")
+    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) == (variant == "double+per")
+    assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # adaptive epsilon restored it
+    out = zoo("enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "100",
+              "--no-render")
+    assert "Mean reward:" in out or "Episode Length" in out
+
+
+@pytest.mark.slow
+def test_zoo_trains_sb3_dqn_with_the_compressed_buffer(tmp_path) -> None:
+    entry = yaml.safe_load((REPO / "hyperparams" / "dqn_cpu.yml").read_text())["MarioShaped"]
+    entry["replay_buffer_class"] = "sb3_mario.buffers.CompressedReplayBuffer"
+    entry["replay_buffer_kwargs"] = "dict(handle_timeout_termination=False, n_steps=3, gamma=0.95)"
+    conf = tmp_path / "dqn_compressed.yml"
+    conf.write_text(yaml.safe_dump({"MarioShaped": entry}))
+    zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", str(conf), "-n", "300", "-f", str(tmp_path),
+        "--eval-freq", "-1", "--save-replay-buffer", *SMALL)
+    run = tmp_path / "dqn" / "MarioShaped_1"
+    from stable_baselines3 import DQN
+
+    model = DQN.load(run / "MarioShaped.zip", device="cpu")
+    assert model.replay_buffer_class is CompressedReplayBuffer
+    model.load_replay_buffer(run / "replay_buffer.pkl")
+    buffer = model.replay_buffer
+    assert isinstance(buffer, CompressedReplayBuffer) and buffer.size() == 300 and buffer.n_steps == 3
+    sample = buffer.sample(16)
+    assert sample.observations.shape == (16, 4, 96, 96) and sample.discounts is not None
