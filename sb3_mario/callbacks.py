@@ -209,6 +209,9 @@ class AtomicCheckpointCallback(CheckpointCallback):
             save_atomically(self.model.save, path)
             if self.verbose >= 2:
                 print(f"Saving model checkpoint to {path}")
+            vec_normalize = self.model.get_vec_normalize_env()
+            if self.save_vecnormalize and vec_normalize is not None:  # its statistics belong with the weights
+                save_atomically(vec_normalize.save, Path(self._checkpoint_path("vecnormalize_", extension="pkl")))
         return True
 
 
