@@ -3,6 +3,7 @@ Does it learn? Train the CPU MarioShaped entry on 1-1, then evaluate it against 
 
     python scripts/bench_learning.py                          # 100k steps into bench/learning/, ~30 min here
     python scripts/bench_learning.py --steps 20000 --output bench/quick
+    python scripts/bench_learning.py --algo ddqn --conf hyperparams/ddqn.yml --output bench/learning_ddqn
 
 Resumable: re-running with the same --output continues from the latest checkpoint (or only
 re-evaluates a finished run). Writes <output>/results.json and <output>/learning_curves.png.
@@ -16,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from sb3_mario.evaluate import evaluate, format_table
 from sb3_mario.loading import load_agent
 from sb3_mario.plots import plot_learning_curves
@@ -28,7 +31,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
     return max(checkpoints, key=lambda item: item[1]) if checkpoints else None
 
 
-def train(output: Path, steps: int, conf: str, seed: int, algo: str, params: list[str]) -> tuple[Path, float]:
+def train(output: Path, steps: int, conf: str, seed: int, algo: str, params: list[str], threads: int) -> tuple[Path, float]:
     """Train (or continue) the run in ``output``; return its run folder and the wall time it took."""
     run_dir = output / "logs" / algo / "MarioShaped_1"
     final = run_dir / "MarioShaped.zip"
@@ -37,7 +40,7 @@ def train(output: Path, steps: int, conf: str, seed: int, algo: str, params: lis
     command = [
         sys.executable, "-m", "rl_zoo3.train", "--algo", algo, "--env", "MarioShaped", "--conf-file", conf,
         "-f", str(output / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
-        "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(output / "tensorboard"), "--progress",
+        "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(output / "tensorboard"), "--progress", "--num-threads", str(threads),
     ]
     if params:
         command += ["-params", *params]
@@ -60,13 +63,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("bench/learning"))
     parser.add_argument("--params", nargs="+", default=[], help="rl-zoo3 -params overrides, e.g. gamma:0.99")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="torch threads (-1: torch's default); 1 lets two runs share a 2-core machine")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
-    run_dir, train_seconds = train(args.output, args.steps, args.conf, args.seed, args.algo, args.params)
+    run_dir, train_seconds = train(args.output, args.steps, args.conf, args.seed, args.algo, args.params, args.threads)
     results = {
         "command": " ".join(sys.orig_argv),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
-        "conf": args.conf, "params": args.params, "steps": args.steps, "train_wall_seconds": round(train_seconds), "evaluations": {},
+        "conf": args.conf, "algo": args.algo, "params": args.params, "threads": args.threads, "steps": args.steps, "train_wall_seconds": round(train_seconds), "evaluations": {},
     }
     for model_name, best in (("final", False), ("best", True)):
         if best and not (run_dir / "best_model.zip").is_file():
