@@ -49,7 +49,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
 
     env = gym.make("MarioShaped")
-    # The CPU entry (hyperparams/dqn_cpu.yml), with a buffer that fills halfway through the run.
+    # The CPU entry's network and batches (hyperparams/dqn_cpu.yml), 1-step returns in SB3's compact buffer, filling halfway.
     model = DQN("DuelingCnnPolicy", env, buffer_size=args.buffer_size, learning_starts=1000, batch_size=64,
                 train_freq=4, target_update_interval=5000, exploration_fraction=0.3, exploration_final_eps=0.05,
                 optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False), seed=0)
