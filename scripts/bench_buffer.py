@@ -65,10 +65,14 @@ def measure_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: li
         buffer.add(*transition)
     insert_seconds = time.perf_counter() - start
     n_batches = 300
-    start = time.perf_counter()
-    for _ in range(n_batches):
+    for _ in range(50):  # warm-up: the first batches of a process pay one-off allocation costs
         buffer.sample(batch_size)
-    sample_seconds = time.perf_counter() - start
+    sample_seconds = float("inf")
+    for _ in range(3):  # best of 3: short timings on a shared machine are noisy
+        start = time.perf_counter()
+        for _ in range(n_batches):
+            buffer.sample(batch_size)
+        sample_seconds = min(sample_seconds, time.perf_counter() - start)
     return {
         "bytes": buffer_bytes(buffer) / len(transitions),
         "inserts": len(transitions) / insert_seconds,
@@ -119,10 +123,12 @@ def main() -> None:
         print(f"{name:40s} {result['bytes']:17,.0f} {result['bytes'] / baseline:7.3f} {result['inserts']:10,.0f} {result['samples']:22,.0f}")
 
     if args.train_steps > 0:
+        training_seconds(*TRAINING[next(iter(TRAINING))], steps=600, seed=0)  # warm-up, untimed
         seconds = dict.fromkeys(TRAINING, 0.0)
         for round_index in range(args.rounds):
-            for name, (algorithm, replay_settings) in TRAINING.items():
-                seconds[name] += training_seconds(algorithm, replay_settings, args.train_steps, seed=round_index)
+            names = list(TRAINING) if round_index % 2 == 0 else list(reversed(TRAINING))  # no favoured slot
+            for name in names:
+                seconds[name] += training_seconds(*TRAINING[name], steps=args.train_steps, seed=round_index)
         print(f"\nTraining (CPU entry settings, {args.rounds} x {args.train_steps} steps, learning from step 500):")
         base_fps = args.rounds * args.train_steps / seconds[next(iter(TRAINING))]
         for name in TRAINING:
