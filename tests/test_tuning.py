@@ -36,6 +36,20 @@ def test_mario_sampler_keeps_the_dueling_policy_options() -> None:
     assert "policy" not in hyperparams  # the yml's DuelingCnnPolicy stays
 
 
+def test_ddqn_sampler_adds_prioritized_replay_and_n_steps() -> None:
+    import inspect
+
+    from sb3_mario.double_dqn import DoubleDQN
+
+    ddqn_params = {**MARIO_PARAMS, "prioritized_replay_alpha": 0.5, "prioritized_replay_beta": 0.3, "n_steps": 3}
+    hyperparams = tuning.convert_mario_params(tuning.sample_mario_ddqn_params(FixedTrial(ddqn_params)))
+    assert hyperparams["prioritized_replay"] is True and hyperparams["n_steps"] == 3
+    assert hyperparams["prioritized_replay_alpha"] == 0.5 and hyperparams["prioritized_replay_beta"] == 0.3
+    assert set(hyperparams) - {"callback"} <= set(inspect.signature(DoubleDQN.__init__).parameters)
+    assert "prioritized_replay" not in tuning.convert_mario_params(MARIO_PARAMS)  # the DQN sampler's trials
+    assert HYPERPARAMS_SAMPLER["ddqn"].sb3_mario_patch and HYPERPARAMS_CONVERTER["ddqn"].sb3_mario_patch
+
+
 def test_other_envs_keep_the_stock_sampler_and_converter() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
