@@ -111,6 +111,7 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
 @pytest.mark.slow
 def test_zoo_trains_sb3_dqn_with_the_compressed_buffer(tmp_path) -> None:
     entry = yaml.safe_load((REPO / "hyperparams" / "dqn_cpu.yml").read_text())["MarioShaped"]
+    del entry["n_steps"]  # SB3's DQN hands n_steps only to its own buffers: it goes in replay_buffer_kwargs
     entry["replay_buffer_class"] = "sb3_mario.buffers.CompressedReplayBuffer"
     entry["replay_buffer_kwargs"] = "dict(handle_timeout_termination=False, n_steps=3, gamma=0.95)"
     conf = tmp_path / "dqn_compressed.yml"
