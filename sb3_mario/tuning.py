@@ -83,6 +83,11 @@ MARIO_SAMPLERS: dict[str, Callable[[optuna.Trial], dict[str, Any]]] = {
 PRIORITIZED_KEYS = ("prioritized_replay_alpha", "prioritized_replay_beta")
 
 
+def sweep_algo(params: dict[str, Any]) -> str:
+    """The rl-zoo3 algorithm whose Mario sampler produced a trial's parameters (``"dqn"`` or ``"ddqn"``)."""
+    return "ddqn" if all(key in params for key in PRIORITIZED_KEYS) else "dqn"
+
+
 def is_mario_params(params: dict[str, Any]) -> bool:
     """Whether trial parameters come from one of :data:`MARIO_SAMPLERS`."""
     return {"boost_epsilon", "head_width", "batch_norm"} <= set(params)
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         entry = best_entry(study, base_entry)
         header = f"# Best trial {study.best_trial.number} of Optuna study {study.study_name} (value {study.best_value:.2f}).\n"
         args.write.write_text(header + yaml.safe_dump({"MarioShaped": entry}, sort_keys=False))
-        print(f"wrote {args.write}: python -m rl_zoo3.train --algo dqn --env MarioShaped --conf-file {args.write}")
+        algo = sweep_algo(study.best_trial.params)
+        print(f"wrote {args.write}: python -m rl_zoo3.train --algo {algo} --env MarioShaped --conf-file {args.write}")
     if args.plots is not None:
         import matplotlib
 

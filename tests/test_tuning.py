@@ -48,6 +48,7 @@ def test_ddqn_sampler_adds_prioritized_replay_and_n_steps() -> None:
     assert set(hyperparams) - {"callback"} <= set(inspect.signature(DoubleDQN.__init__).parameters)
     assert "prioritized_replay" not in tuning.convert_mario_params(MARIO_PARAMS)  # the DQN sampler's trials
     assert HYPERPARAMS_SAMPLER["ddqn"].sb3_mario_patch and HYPERPARAMS_CONVERTER["ddqn"].sb3_mario_patch
+    assert tuning.sweep_algo(ddqn_params) == "ddqn" and tuning.sweep_algo(MARIO_PARAMS) == "dqn"
 
 
 def test_other_envs_keep_the_stock_sampler_and_converter() -> None:
@@ -71,6 +72,24 @@ def test_best_entry_lays_the_trial_over_the_base_entry() -> None:
     adaptive = entry["callback"][0][tuning.ADAPTIVE_EPSILON]
     assert adaptive["base_schedule"] == "exponential" and adaptive["boost_epsilon"] == 0.4  # kept and tuned
     assert eval(entry["policy_kwargs"]) == dict(net_arch=[128], features_extractor_kwargs=dict(batch_norm=False))
+
+
+@pytest.mark.slow
+def test_ddqn_sweep_samples_prioritized_replay_and_writes_a_ddqn_entry(tmp_path) -> None:
+    sweep = [arg if arg != "hyperparams/dqn_cpu.yml" else "hyperparams/ddqn.yml" for arg in SWEEP]
+    sweep[sweep.index("dqn")] = "ddqn"
+    zoo("train", *sweep, "--n-trials", "2", "-f", str(tmp_path / "logs"))
+    journal = tmp_path / "logs" / "optuna" / "MarioShaped_ddqn.log"
+    study = optuna.load_study(study_name="MarioShaped_ddqn", storage=tuning.open_storage(str(journal)))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert all(tuning.sweep_algo(t.params) == "ddqn" for t in study.trials)
+    tuned = tmp_path / "ddqn_tuned.yml"
+    args = ["--storage", str(journal), "--study-name", "MarioShaped_ddqn", "--base", "hyperparams/ddqn.yml", "--write", str(tuned)]
+    result = subprocess.run([sys.executable, "-m", "sb3_mario.tuning", *args], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"python -m rl_zoo3.train --algo ddqn --env MarioShaped --conf-file {tuned}" in result.stdout
+    entry = yaml.safe_load(tuned.read_text().split("\n", 1)[1])["MarioShaped"]
+    assert entry["prioritized_replay"] is True and entry["n_steps"] == study.best_trial.params["n_steps"]
 
 
 @pytest.mark.slow
