@@ -200,18 +200,23 @@ def save_atomically(save: Callable[[Path], None], path: Path) -> None:
 class AtomicCheckpointCallback(CheckpointCallback):
     """
     SB3's ``CheckpointCallback``, writing each checkpoint atomically (see :func:`save_atomically`),
-    so that the newest ``rl_model_*_steps.zip`` of a killed run always loads. Same arguments.
+    so that the newest ``rl_model_*_steps.zip`` of a killed run always loads. Same arguments, same
+    files: the model, and when asked for, the replay buffer and the ``VecNormalize`` statistics.
     """
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            path = Path(self._checkpoint_path(extension="zip"))
-            save_atomically(self.model.save, path)
-            if self.verbose >= 2:
-                print(f"Saving model checkpoint to {path}")
+            replay_buffer = getattr(self.model, "replay_buffer", None)
             vec_normalize = self.model.get_vec_normalize_env()
-            if self.save_vecnormalize and vec_normalize is not None:  # its statistics belong with the weights
-                save_atomically(vec_normalize.save, Path(self._checkpoint_path("vecnormalize_", extension="pkl")))
+            files = [(self.model.save, self._checkpoint_path(extension="zip"))]
+            if self.save_replay_buffer and replay_buffer is not None:
+                files.append((self.model.save_replay_buffer, self._checkpoint_path("replay_buffer_", extension="pkl")))
+            if self.save_vecnormalize and vec_normalize is not None:
+                files.append((vec_normalize.save, self._checkpoint_path("vecnormalize_", extension="pkl")))
+            for save, path in files:
+                save_atomically(save, Path(path))
+                if self.verbose >= 2:
+                    print(f"Saving checkpoint to {path}")
         return True
 
 

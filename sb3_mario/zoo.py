@@ -148,7 +148,9 @@ def _add_safety_callbacks(original_create_callbacks):
         original_create_callbacks(self)
         # rl-zoo3's checkpoints, written atomically: the newest one of a killed run always loads.
         self.callbacks = [
-            AtomicCheckpointCallback(c.save_freq, c.save_path, c.name_prefix, verbose=c.verbose)
+            AtomicCheckpointCallback(
+                c.save_freq, c.save_path, c.name_prefix, c.save_replay_buffer, c.save_vecnormalize, c.verbose
+            )
             if type(c) is CheckpointCallback else c
             for c in self.callbacks
         ]

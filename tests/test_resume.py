@@ -80,18 +80,23 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     assert saved_data(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] >= frontier
 
 
-def test_atomic_checkpoints_keep_the_vecnormalize_statistics(tmp_path) -> None:
+def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
+
+    from stable_baselines3.common.save_util import load_from_pkl
 
     from sb3_mario.callbacks import AtomicCheckpointCallback
 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0), norm_obs=False, norm_reward=True)
     model = DQN("MlpPolicy", env, learning_starts=1000, buffer_size=1000, seed=0, device="cpu")
-    model.learn(100, callback=AtomicCheckpointCallback(50, str(tmp_path), save_vecnormalize=True))
+    model.learn(100, callback=AtomicCheckpointCallback(50, str(tmp_path), save_replay_buffer=True, save_vecnormalize=True))
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "rl_model_100_steps.zip", "rl_model_50_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl", "rl_model_replay_buffer_50_steps.pkl",
         "rl_model_vecnormalize_100_steps.pkl", "rl_model_vecnormalize_50_steps.pkl",
     ]
+    buffer = load_from_pkl(tmp_path / "rl_model_replay_buffer_100_steps.pkl")
+    assert buffer.size() == 99  # callbacks run before the step's transition is stored, as in SB3
     saved = VecNormalize.load(str(tmp_path / "rl_model_vecnormalize_100_steps.pkl"), make_vec_env("CartPole-v1"))
     assert saved.ret_rms.count == env.ret_rms.count > 1
