@@ -102,7 +102,7 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
     model_keys = ("learning_rate", "gamma", "batch_size", "buffer_size", "target_update_interval", "train_freq",
                   "exploration_fraction", "exploration_final_eps", "n_steps", *PRIORITIZED_KEYS)
     hyperparams = {key: params[key] for key in model_keys if key in params}
-    if all(key in params for key in PRIORITIZED_KEYS):
+    if sweep_algo(params) == "ddqn":
         hyperparams["prioritized_replay"] = True
     hyperparams["gradient_steps"] = 1
     hyperparams["policy_kwargs"] = dict(
