@@ -276,8 +276,16 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
         if epsilon <= 0:
             raise ValueError(f"epsilon={epsilon!r} must be > 0")
         super().__init__(
-            buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
-            handle_timeout_termination, n_steps, gamma, codec,
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_steps,
+            gamma,
+            codec,
         )
         self.alpha = alpha
         self.epsilon = epsilon

@@ -83,19 +83,37 @@ class DoubleDQN(DQN):
         _init_setup_model: bool = True,
     ) -> None:
         super().__init__(
-            policy=policy, env=env, learning_rate=learning_rate, buffer_size=buffer_size,
-            learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
-            train_freq=train_freq, gradient_steps=gradient_steps, replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps, target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps, max_grad_norm=max_grad_norm,
-            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
-            verbose=verbose, seed=seed, device=device,
+            policy=policy,
+            env=env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
             _init_setup_model=False,
         )
-        for name, value in (("prioritized_replay_beta", prioritized_replay_beta),
-                            ("prioritized_replay_final_beta", prioritized_replay_final_beta)):
+        for name, value in (
+            ("prioritized_replay_beta", prioritized_replay_beta),
+            ("prioritized_replay_final_beta", prioritized_replay_final_beta),
+        ):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r} must be in [0, 1]")
         self.double_q = double_q
@@ -118,7 +136,9 @@ class DoubleDQN(DQN):
                 )
             # A new dict: the caller's (a hyperparameter entry's) stays as it was.
             self.replay_buffer_kwargs = {
-                **self.replay_buffer_kwargs, "alpha": self.prioritized_replay_alpha, "epsilon": self.prioritized_replay_eps
+                **self.replay_buffer_kwargs,
+                "alpha": self.prioritized_replay_alpha,
+                "epsilon": self.prioritized_replay_eps,
             }
         if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, CompressedReplayBuffer):
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}

@@ -10,13 +10,12 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 
-from sb3_mario.reward import ShapedReward
+from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward
+from sb3_mario.stages import DEFAULT_LEVEL, check_level, stage_constants, world_and_stage
 from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip
 
 ENV_ID = "MarioShaped"
 MARIO_ENV_IDS = (ENV_ID,)  # every env id sb3-mario registers
-
-LEVELS = tuple(f"{world}-{stage}" for world in range(1, 9) for stage in range(1, 5))
 
 ACTION_SETS: dict[str, list[list[str]]] = {
     "right_only": RIGHT_ONLY,
@@ -26,7 +25,8 @@ ACTION_SETS: dict[str, list[list[str]]] = {
 
 RENDER_MODES = (None, "rgb_array", "human")
 
-REWARD_CONSTANTS = tuple(inspect.signature(ShapedReward).parameters)
+# frame_skip is the env's own argument: the reward takes it from there.
+REWARD_CONSTANTS = tuple(name for name in inspect.signature(ShapedReward).parameters if name != "frame_skip")
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -42,14 +42,16 @@ def _frame_shape(frame_size: int | tuple[int, int] | list[int]) -> tuple[int, in
         or len(shape) != 2
         or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in shape)
     ):
-        raise ValueError(f"frame_size={frame_size!r} is not valid: expected a positive int or (height, width) of positive ints")
+        raise ValueError(
+            f"frame_size={frame_size!r} is not valid: expected a positive int or (height, width) of positive ints"
+        )
     return int(shape[0]), int(shape[1])
 
 
 def make_mario_shaped(
-    level: str = "1-1",
+    level: str = DEFAULT_LEVEL,
     actions: str = "simple",
-    frame_skip: int = 4,
+    frame_skip: int = DEFAULT_FRAME_SKIP,
     frame_size: int | tuple[int, int] = 96,
     frame_stack: int = 4,
     render_mode: str | None = None,
@@ -71,27 +73,26 @@ def make_mario_shaped(
     :param frame_stack: Number of most recent emulator frames in an observation.
     :param render_mode: ``None``, ``"rgb_array"`` (``render()`` returns the 240x256 RGB screen) or
         ``"human"`` (a window showing every frame).
-    :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`.
+    :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`
+        but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to the stage's own
+        (:func:`sb3_mario.stages.stage_constants`).
     :return: The wrapped env.
     """
-    if level not in LEVELS:
-        raise ValueError(f"level={level!r} is not an SMB1 stage; valid levels: {', '.join(LEVELS)}")
+    check_level(level)
     if actions not in ACTION_SETS:
         raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode={render_mode!r} is not valid; valid choices: {RENDER_MODES}")
     unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
     if unknown:
-        raise ValueError(
-            f"unknown MarioShaped argument(s) {unknown}; reward constants are: {', '.join(REWARD_CONSTANTS)}"
-        )
+        raise ValueError(f"unknown MarioShaped argument(s) {unknown}; reward constants are: {', '.join(REWARD_CONSTANTS)}")
     frame_skip = _positive_int("frame_skip", frame_skip)
     frame_stack = _positive_int("frame_stack", frame_stack)
     frame_shape = _frame_shape(frame_size)
 
-    world, stage = (int(part) for part in level.split("-"))
-    env: gym.Env = SuperMarioBrosEnv(target=(world, stage), render_mode=render_mode)
-    env = ShapedFrameSkip(env, ShapedReward(**reward_constants), frame_skip=frame_skip, n_frames=frame_stack)
+    reward = ShapedReward(**{**stage_constants(level)._asdict(), **reward_constants}, frame_skip=frame_skip)
+    env: gym.Env = SuperMarioBrosEnv(target=world_and_stage(level), render_mode=render_mode)
+    env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

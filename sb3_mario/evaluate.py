@@ -21,8 +21,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from tqdm import tqdm
 
-from sb3_mario.env import LEVELS
-from sb3_mario.loading import LoadedAgent, load_agent
+from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent
+from sb3_mario.stages import DEFAULT_LEVEL, LEVELS
 
 
 @dataclass
@@ -37,19 +37,9 @@ class EpisodeResult:
     cause: str | None
 
 
-def epsilon_greedy_action(
-    model: BaseAlgorithm | None, observation: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int
-) -> int:
-    """
-    A uniformly random action with probability ``epsilon`` (always, when ``model`` is None), else the
-    model's greedy one.
-    """
-    if model is None or rng.random() < epsilon:
-        return int(rng.integers(n_actions))
-    return int(model.predict(observation, deterministic=True)[0])
-
-
-def play_episode(env: gym.Env, model: BaseAlgorithm | None, epsilon: float, rng: np.random.Generator, seed: int) -> EpisodeResult:
+def play_episode(
+    env: gym.Env, model: BaseAlgorithm | None, epsilon: float, rng: np.random.Generator, seed: int
+) -> EpisodeResult:
     """
     Play one episode, acting at random with probability ``epsilon`` (always, when ``model`` is None).
 
@@ -68,18 +58,27 @@ def play_episode(env: gym.Env, model: BaseAlgorithm | None, epsilon: float, rng:
         length += 1
         if terminated or truncated:
             return EpisodeResult(
-                max_x=int(info["max_x"]), reward=reward_sum, length=length, flag=bool(info["flag_get"]),
-                death=bool(info["death"]), cause=info.get("termination_cause"),
+                max_x=int(info["max_x"]),
+                reward=reward_sum,
+                length=length,
+                flag=bool(info["flag_get"]),
+                death=bool(info["death"]),
+                cause=info.get("termination_cause"),
             )
 
 
 def summarize(episodes: list[EpisodeResult]) -> dict[str, float]:
-    """Flag rate, death rate, and mean / median / max of ``max_x``, mean reward and length."""
+    """
+    Flag, death and stall rates (a stall: the episode ended because Mario stopped making progress,
+    e.g. a greedy policy pushing into a pipe forever), and mean / median / max of ``max_x``, mean
+    reward and length.
+    """
     max_x = [episode.max_x for episode in episodes]
     return {
         "episodes": len(episodes),
         "flag_rate": float(np.mean([episode.flag for episode in episodes])),
         "death_rate": float(np.mean([episode.death for episode in episodes])),
+        "stall_rate": float(np.mean([episode.cause == "stall" for episode in episodes])),
         "max_x_mean": float(np.mean(max_x)),
         "max_x_median": float(statistics.median(max_x)),
         "max_x_max": float(np.max(max_x)),
@@ -146,14 +145,18 @@ def evaluate(
 
 def format_table(report: dict[str, Any]) -> str:
     """The report as a terminal table, a row per level and policy."""
-    header = f"{'level':6s} {'policy':7s} {'episodes':>8s} {'flag %':>7s} {'death %':>8s} {'max_x mean':>10s} {'median':>7s} {'max':>6s} {'reward':>8s} {'length':>7s}"
+    header = (
+        f"{'level':6s} {'policy':7s} {'episodes':>8s} {'flag %':>7s} {'death %':>8s} {'stall %':>8s} "
+        f"{'max_x mean':>10s} {'median':>7s} {'max':>6s} {'reward':>8s} {'length':>7s}"
+    )
     rows = [header, "-" * len(header)]
     for level, policies in report["levels"].items():
         for name, result in policies.items():
             s = result["summary"]
             rows.append(
                 f"{level:6s} {name:7s} {s['episodes']:8d} {100 * s['flag_rate']:7.1f} {100 * s['death_rate']:8.1f} "
-                f"{s['max_x_mean']:10.1f} {s['max_x_median']:7.1f} {s['max_x_max']:6.0f} {s['reward_mean']:8.1f} {s['length_mean']:7.1f}"
+                f"{100 * s['stall_rate']:8.1f} {s['max_x_mean']:10.1f} {s['max_x_median']:7.1f} {s['max_x_max']:6.0f} "
+                f"{s['reward_mean']:8.1f} {s['length_mean']:7.1f}"
             )
     return "\n".join(rows)
 
@@ -161,7 +164,7 @@ def format_table(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", help="SB3 zip or rl-zoo3 run folder (omit with --random-only)")
-    parser.add_argument("--algo", default=None, help="dqn or qrdqn (default: from the run folder, else dqn)")
+    parser.add_argument("--algo", default=None, help="dqn, qrdqn or ddqn (default: from the run folder, else dqn)")
     parser.add_argument("--best", action="store_true", help="in a run folder, load best_model.zip")
     parser.add_argument("--levels", nargs="+", default=None, help="SMB1 stages, e.g. 1-1 1-2 (default: the model's level)")
     parser.add_argument("--world", type=int, default=None, help="all four stages of this world (1..8)")
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--random-only", action="store_true", help="evaluate only a random policy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the report here (default: beside the model)")
-    parser.add_argument("--unsafe-pickle", action="store_true", help="load with SB3's DQN.load (unpickles: trusted files only)")
+    parser.add_argument(
+        "--unsafe-pickle", action="store_true", help="load with SB3's DQN.load (unpickles: trusted files only)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = parser.parse_args(argv)
 
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.world is not None:
         levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
     else:
-        levels = args.levels or [agent.env_kwargs.get("level", "1-1") if agent else "1-1"]
+        levels = args.levels or [agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL]
     report = evaluate(agent, levels, args.episodes, 0.0 if args.greedy else args.epsilon, args.random_baseline, args.seed)
     print(format_table(report))
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import torch as th
 import yaml
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 
@@ -103,15 +104,19 @@ def _policy_class(state_dict: dict[str, th.Tensor], path: Path) -> tuple[type[DQ
         key.startswith("q_net.features_extractor.linear.") for key in keys
     )
     stream = "q_net.q_net."
-    hidden = [state_dict[key].shape[0] for key in sorted(k for k in keys if k.startswith(stream) and k.endswith(".weight"))][:-1]
+    hidden = [state_dict[key].shape[0] for key in sorted(k for k in keys if k.startswith(stream) and k.endswith(".weight"))][
+        :-1
+    ]
     if dueling and mario_cnn:
         batch_norm = any(key.endswith("running_mean") for key in keys if key.startswith("q_net.features_extractor."))
         return DuelingCnnPolicy, dict(net_arch=hidden, features_extractor_kwargs=dict(batch_norm=batch_norm))
     if dueling:
         return DuelingDQNPolicy, dict(net_arch=hidden)
     if any(key.startswith("q_net.features_extractor.linear.") for key in keys):
-        return CnnPolicy, dict(net_arch=hidden, features_extractor_kwargs=dict(
-            features_dim=state_dict["q_net.features_extractor.linear.0.bias"].shape[0]))
+        return CnnPolicy, dict(
+            net_arch=hidden,
+            features_extractor_kwargs=dict(features_dim=state_dict["q_net.features_extractor.linear.0.bias"].shape[0]),
+        )
     raise UnsafeModelError(
         f"{path} holds a policy the safe loader does not know (known: DuelingCnnPolicy, DuelingMlpPolicy, "
         "DQN's CnnPolicy); load it with --unsafe-pickle only if you trust its author"
@@ -212,3 +217,15 @@ def load_agent(path: str | Path, algo: str | None = None, best: bool = False, sa
         from stable_baselines3 import DQN as algorithm
     model = algorithm.load(zip_path, device="cpu")
     return LoadedAgent(zip_path, model, model.observation_space.shape, int(model.action_space.n), env_kwargs, output_dir)
+
+
+def epsilon_greedy_action(
+    model: BaseAlgorithm | None, observation: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int
+) -> int:
+    """
+    A uniformly random action with probability ``epsilon`` (always, when ``model`` is None), else the
+    model's greedy one.
+    """
+    if model is None or rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    return int(model.predict(observation, deterministic=True)[0])

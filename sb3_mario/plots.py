@@ -61,9 +61,11 @@ def plot_learning_curves(run_dir: Path, output: Path, tensorboard_dir: Path | No
     :param window: Episodes in the rolling means.
     """
     episodes = read_monitor_episodes(run_dir)
-    scalars = read_tensorboard_scalars(
-        tensorboard_dir, ("rollout/exploration_rate", "mario/ep_max_x_mean", "mario/flag_rate")
-    ) if tensorboard_dir is not None else {}
+    scalars = (
+        read_tensorboard_scalars(tensorboard_dir, ("rollout/exploration_rate", "mario/ep_max_x_mean", "mario/flag_rate"))
+        if tensorboard_dir is not None
+        else {}
+    )
     rolling = lambda column: episodes[column].astype(float).rolling(window, min_periods=1).mean()  # noqa: E731
     fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
     fig.suptitle(f"{run_dir.name}: {len(episodes)} episodes, {int(episodes['steps'].iloc[-1]):,} steps")
@@ -121,9 +123,17 @@ def plot_level_progress(report_path: Path, output: Path) -> Path:
             result = report["levels"][level][name]
             x = index + (offset - (len(policies) - 1) / 2) * width
             max_x = [episode["max_x"] for episode in result["episodes"]]
-            ax.bar(x, result["summary"]["max_x_median"], width * 0.9, color=colors.get(name), alpha=0.35,
-                   label=f"{name} (median)" if index == 0 else None)
-            ax.plot(x + rng.uniform(-width / 4, width / 4, len(max_x)), max_x, "o", color=colors.get(name), markersize=3, alpha=0.7)
+            ax.bar(
+                x,
+                result["summary"]["max_x_median"],
+                width * 0.9,
+                color=colors.get(name),
+                alpha=0.35,
+                label=f"{name} (median)" if index == 0 else None,
+            )
+            ax.plot(
+                x + rng.uniform(-width / 4, width / 4, len(max_x)), max_x, "o", color=colors.get(name), markersize=3, alpha=0.7
+            )
             ax.text(x, max(max_x) * 1.02, f"flag {100 * result['summary']['flag_rate']:.0f}%", ha="center", fontsize=8)
     ax.set_xticks(range(len(levels)), levels)
     ax.set_xlabel("level")
@@ -152,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     progress.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: beside the report)")
     args = parser.parse_args(argv)
     if args.command == "curves":
-        path = plot_learning_curves(args.run_dir, args.output or args.run_dir / "learning_curves.png", args.tensorboard, args.window)
+        path = plot_learning_curves(
+            args.run_dir, args.output or args.run_dir / "learning_curves.png", args.tensorboard, args.window
+        )
     else:
         if not args.report.is_file():
             parser.error(f"no evaluation report at {str(args.report)!r}")

@@ -11,6 +11,10 @@ rewards into the reward of one agent step (one action repeated over several fram
 
 from typing import NamedTuple
 
+# Emulator frames one agent step repeats its action for, unless the env is told otherwise: the
+# notebook's frame skip, and the default of ``MarioShaped`` and of the stall penalty's scale.
+DEFAULT_FRAME_SKIP = 4
+
 
 class FrameReward(NamedTuple):
     """
@@ -57,12 +61,13 @@ class ShapedReward:
       / jump_height_range, stall_penalty_min, stall_penalty_max)``. The penalty is lighter the
       higher Mario is, so while stuck the Q-values of jumping differ from the rest and the agent
       learns to jump over the obstacle instead of giving up (all actions scoring the same
-      penalty would teach it nothing). It is scaled by 1/4 because one agent step repeats its
-      action over 4 frames. After ``stall_limit_frames`` stalled frames the episode ends with
-      ``stall_reward``, so a stuck agent does not fill the replay buffer with one situation.
+      penalty would teach it nothing). It is divided by ``frame_skip``, the frames one agent step
+      repeats its action over, so that a stalled agent step costs the height term whatever the
+      skip. After ``stall_limit_frames`` stalled frames the episode ends with ``stall_reward``, so
+      a stuck agent does not fill the replay buffer with one situation.
     - **time**: every frame earns ``time_penalty``, so standing still is never free.
     - **checkpoint**: the first frame with ``x_pos > checkpoint_x`` earns ``checkpoint_reward``,
-      once per episode (on 1-1 the middle of the level).
+      once per episode (the stage's halfway point, :mod:`sb3_mario.stages`; ``None``: no bonus).
     - **flag**: reaching the flag ends the episode; the step is worth exactly ``flag_reward``.
     - **death**: the first dying frame ends the episode; the step is worth exactly
       ``death_reward``. (The stock env played on past the first dying frame, so the agent never
@@ -73,15 +78,16 @@ class ShapedReward:
     :param progress_threshold: Progress (pixels past ``max_x``) must exceed this to count.
     :param stall_grace_frames: Stalled frames allowed before the stall penalty starts.
     :param stall_limit_frames: Stalled frames after which the episode ends.
-    :param stall_penalty_scale: Factor applied to the clipped height term of the stall penalty.
+    :param frame_skip: Emulator frames per agent step; the stall penalty is divided by it.
     :param jump_offset: Height term at ground level, before clipping.
     :param jump_slope: Height term gained over ``jump_height_range`` pixels of height.
-    :param jump_ground_y: ``y_pos`` of Mario standing on the ground of 1-1.
+    :param jump_ground_y: ``y_pos`` of Mario standing on the ground (79 on 1-1; per stage in
+        :func:`sb3_mario.stages.stage_constants`).
     :param jump_height_range: Pixels of height over which the height term rises by ``jump_slope``.
     :param stall_penalty_min: Lower clip of the height term (falling into a pit).
     :param stall_penalty_max: Upper clip of the height term: a stall always costs something.
     :param time_penalty: Reward of every frame.
-    :param checkpoint_x: ``x_pos`` that pays the checkpoint reward.
+    :param checkpoint_x: ``x_pos`` that pays the checkpoint reward (1-1's by default), ``None`` for none.
     :param checkpoint_reward: Reward for passing ``checkpoint_x``, once per episode.
     :param flag_reward: Reward of the step that reaches the flag.
     :param death_reward: Reward of the step on which Mario starts dying.
@@ -93,7 +99,7 @@ class ShapedReward:
         progress_threshold: float = 1.0,
         stall_grace_frames: int = 60,
         stall_limit_frames: int = 500,
-        stall_penalty_scale: float = 0.25,
+        frame_skip: int = DEFAULT_FRAME_SKIP,
         jump_offset: float = -2.0,
         jump_slope: float = 2.85,
         jump_ground_y: float = 79.0,
@@ -101,27 +107,26 @@ class ShapedReward:
         stall_penalty_min: float = -2.0,
         stall_penalty_max: float = -0.1,
         time_penalty: float = -0.1,
-        checkpoint_x: int = 1320,
+        checkpoint_x: int | None = 1320,
         checkpoint_reward: float = 10.0,
         flag_reward: float = 25.0,
         death_reward: float = -10.0,
         stall_reward: float = -10.0,
     ) -> None:
         if stall_penalty_min > stall_penalty_max:
-            raise ValueError(
-                f"stall_penalty_min={stall_penalty_min} must not exceed stall_penalty_max={stall_penalty_max}"
-            )
+            raise ValueError(f"stall_penalty_min={stall_penalty_min} must not exceed stall_penalty_max={stall_penalty_max}")
         for name, value in (
             ("stall_grace_frames", stall_grace_frames),
             ("stall_limit_frames", stall_limit_frames),
             ("jump_height_range", jump_height_range),
+            ("frame_skip", frame_skip),
         ):
             if value <= 0:
                 raise ValueError(f"{name}={value!r} must be positive")
         self.progress_threshold = progress_threshold
         self.stall_grace_frames = stall_grace_frames
         self.stall_limit_frames = stall_limit_frames
-        self.stall_penalty_scale = stall_penalty_scale
+        self.frame_skip = frame_skip
         self.jump_offset = jump_offset
         self.jump_slope = jump_slope
         self.jump_ground_y = jump_ground_y
@@ -140,7 +145,7 @@ class ShapedReward:
         """
         Start a new episode.
 
-        :param x_pos: Mario's x position after the reset (40 on 1-1): progress is counted from here.
+        :param x_pos: Mario's x position after the reset (40 on every stage): progress is counted from here.
         """
         self.max_x = x_pos
         self.stall_frames = 0
@@ -154,7 +159,7 @@ class ShapedReward:
         :return: The scaled, clipped height term.
         """
         height_term = self.jump_offset + self.jump_slope * (y_pos - self.jump_ground_y) / self.jump_height_range
-        return self.stall_penalty_scale * min(max(height_term, self.stall_penalty_min), self.stall_penalty_max)
+        return min(max(height_term, self.stall_penalty_min), self.stall_penalty_max) / self.frame_skip
 
     def frame(self, x_pos: int, y_pos: float, flag_get: bool, dying: bool) -> FrameReward:
         """
@@ -180,7 +185,7 @@ class ShapedReward:
             if self.stall_frames > self.stall_grace_frames:
                 reward += self.stall_penalty(y_pos)
 
-        if x_pos > self.checkpoint_x and not self.checkpoint_reached:
+        if self.checkpoint_x is not None and x_pos > self.checkpoint_x and not self.checkpoint_reached:
             reward += self.checkpoint_reward
             self.checkpoint_reached = True
 

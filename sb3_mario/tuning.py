@@ -13,10 +13,9 @@ Optuna sweeps of ``MarioShaped`` through rl-zoo3's ``-optimize``.
 - Many workers on one database: with a PostgreSQL/MySQL ``--storage`` URL, trials send a heartbeat;
   a trial whose worker died is marked failed by the next worker that starts a trial, and retried once.
 
-:func:`install` wires this into rl-zoo3 (called by sb3-mario's ``custom_envs`` hook).
+:func:`sb3_mario.zoo.install` wires these into rl-zoo3 (called by sb3-mario's ``custom_envs`` hook).
 """
 
-import argparse
 import functools
 import os
 import time
@@ -24,12 +23,11 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import optuna
-import yaml
 
 from sb3_mario.env import MARIO_ENV_IDS
+from sb3_mario.patching import swapped
 
 HEARTBEAT_ENV_VAR = "SB3_MARIO_OPTUNA_HEARTBEAT"
 ADAPTIVE_EPSILON = "sb3_mario.callbacks.AdaptiveEpsilonCallback"
@@ -99,8 +97,18 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
 
     :param params: Parameters from one of :data:`MARIO_SAMPLERS`.
     """
-    model_keys = ("learning_rate", "gamma", "batch_size", "buffer_size", "target_update_interval", "train_freq",
-                  "exploration_fraction", "exploration_final_eps", "n_steps", *PRIORITIZED_KEYS)
+    model_keys = (
+        "learning_rate",
+        "gamma",
+        "batch_size",
+        "buffer_size",
+        "target_update_interval",
+        "train_freq",
+        "exploration_fraction",
+        "exploration_final_eps",
+        "n_steps",
+        *PRIORITIZED_KEYS,
+    )
     hyperparams = {key: params[key] for key in model_keys if key in params}
     if sweep_algo(params) == "ddqn":
         hyperparams["prioritized_replay"] = True
@@ -115,7 +123,7 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
-def _sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna.Trial], dict[str, Any]]) -> Callable:
+def mario_sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna.Trial], dict[str, Any]]) -> Callable:
     @functools.wraps(stock_sampler)
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
         manager = _MARIO_MANAGER.get()
@@ -125,20 +133,18 @@ def _sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna.Tria
         manager.specified_callbacks = hyperparams.pop("callback")
         return hyperparams
 
-    sample.sb3_mario_patch = True
     return sample
 
 
-def _converter(stock_converter: Callable) -> Callable:
+def mario_converter(stock_converter: Callable) -> Callable:
     @functools.wraps(stock_converter)
     def convert(params: dict[str, Any]) -> dict[str, Any]:
         return convert_mario_params(params) if is_mario_params(params) else stock_converter(params)
 
-    convert.sb3_mario_patch = True
     return convert
 
 
-def _objective(original: Callable) -> Callable:
+def mario_objective(original: Callable) -> Callable:
     @functools.wraps(original)
     def objective(self, trial: optuna.Trial) -> float:
         if self.env_name.gym_id not in MARIO_ENV_IDS or self.algo not in MARIO_SAMPLERS:
@@ -151,7 +157,6 @@ def _objective(original: Callable) -> Callable:
             _MARIO_MANAGER.reset(token)
             self.specified_callbacks = callbacks
 
-    objective.sb3_mario_patch = True
     return objective
 
 
@@ -192,7 +197,7 @@ def is_database_url(storage: Any) -> bool:
     return isinstance(storage, str) and "://" in storage
 
 
-def _hyperparameters_optimization(original: Callable) -> Callable:
+def with_heartbeat_storage(original: Callable) -> Callable:
     @functools.wraps(original)
     def hyperparameters_optimization(self) -> None:
         if not is_database_url(self.storage):
@@ -205,10 +210,9 @@ def _hyperparameters_optimization(original: Callable) -> Callable:
             return create_study(*args, storage=storage, **kwargs)
 
         # rl-zoo3 hands the URL string to optuna.create_study: swap in a heartbeat store for this call.
-        with mock.patch.object(optuna, "create_study", create_study_with_heartbeat):
+        with swapped(optuna, "create_study", create_study_with_heartbeat):
             return original(self)
 
-    hyperparameters_optimization.sb3_mario_patch = True
     return hyperparameters_optimization
 
 
@@ -225,123 +229,3 @@ def use_embedded_store(manager: Any) -> None:
         manager.study_name = manager.study_name or f"{manager.env_name.gym_id}_{manager.algo}"
         manager.storage = default_journal(manager.log_folder, manager.study_name)
         print(f"sb3-mario: Optuna study {manager.study_name!r} stored in {manager.storage}")
-
-
-def install() -> None:
-    """Put the Mario sampler, converter, embedded store and heartbeats into rl-zoo3 (idempotent)."""
-    from rl_zoo3 import hyperparams_opt
-    from rl_zoo3.exp_manager import ExperimentManager
-
-    # exp_manager holds the same dict objects: replace the entries in place. DoubleDQN takes DQN's
-    # hyperparameters, so on other envs its sweeps use rl-zoo3's DQN sampler.
-    samplers, converters = hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER
-    if not getattr(samplers["dqn"], "sb3_mario_patch", False):
-        stock_sampler, stock_converter = samplers["dqn"], converters["dqn"]
-        for algo, sample_mario_params in MARIO_SAMPLERS.items():
-            samplers[algo] = _sampler(stock_sampler, sample_mario_params)
-            converters[algo] = _converter(stock_converter)
-    if not getattr(ExperimentManager.objective, "sb3_mario_patch", False):
-        ExperimentManager.objective = _objective(ExperimentManager.objective)
-        ExperimentManager.hyperparameters_optimization = _hyperparameters_optimization(
-            ExperimentManager.hyperparameters_optimization
-        )
-
-
-# ---- results -------------------------------------------------------------------------------------
-
-
-def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
-    """A journal file (``*.log``) or a database URL, as rl-zoo3 interprets ``--storage``."""
-    if storage.endswith(".log"):
-        if not Path(storage).is_file():
-            raise FileNotFoundError(f"no Optuna journal at {storage!r}")
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
-    return storage
-
-
-def best_entry(study: optuna.Study, base_entry: dict[str, Any]) -> dict[str, Any]:
-    """
-    A ``hyperparams/`` entry: ``base_entry`` with the best trial's parameters laid over it.
-
-    :param study: A finished (or running) Mario study.
-    :param base_entry: The entry the sweep started from (its n_timesteps, policy, buffer settings...).
-    """
-    params = study.best_trial.params
-    if not is_mario_params(params):
-        raise ValueError(f"study {study.study_name!r} was not made by sb3-mario's sampler: params {sorted(params)}")
-    tuned = convert_mario_params(params)
-    callbacks = tuned.pop("callback")
-    entry = {**base_entry, **tuned}
-    # Keep the base entry's other callback arguments (e.g. base_schedule), update the tuned ones.
-    base_callbacks = {next(iter(c)) if isinstance(c, dict) else c: c for c in base_entry.get("callback", [])}
-    merged = []
-    for callback in callbacks:
-        name = next(iter(callback)) if isinstance(callback, dict) else callback
-        base = base_callbacks.get(name)
-        if isinstance(callback, dict) and isinstance(base, dict):
-            callback = {name: {**(base[name] or {}), **callback[name]}}
-        merged.append(callback)
-    entry["callback"] = merged
-    # rl-zoo3 eval()s policy_kwargs strings.
-    entry["policy_kwargs"] = (
-        f"dict(net_arch=[{params['head_width']}], features_extractor_kwargs=dict(batch_norm={params['batch_norm']}))"
-    )
-    return entry
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Best trials of a Mario Optuna study, as a table and a ready-to-use hyperparams entry.",
-        epilog="python -m sb3_mario.tuning --storage logs/optuna/MarioShaped_dqn.log --study-name MarioShaped_dqn "
-        "--write hyperparams/dqn_tuned.yml --plots logs/optuna",
-    )
-    parser.add_argument("--storage", required=True, help="journal file (*.log) or database URL")
-    parser.add_argument("--study-name", required=True)
-    parser.add_argument("--top", type=int, default=5, help="how many of the best trials to list")
-    parser.add_argument("--base", type=Path, default=Path("hyperparams/dqn_cpu.yml"), help="entry the sweep started from")
-    parser.add_argument("--write", type=Path, default=None, help="write the best entry here (refuses to overwrite)")
-    parser.add_argument("--plots", type=Path, default=None, help="folder for optimization history / importance PNGs")
-    args = parser.parse_args(argv)
-
-    try:
-        study = optuna.load_study(study_name=args.study_name, storage=open_storage(args.storage))
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(args.storage))]
-        parser.error(f"no study {args.study_name!r} in {args.storage}; studies there: {names}")
-    states = [trial.state.name for trial in study.trials]
-    print(f"study {study.study_name}: {len(states)} trials " + ", ".join(f"{s.lower()} {states.count(s)}" for s in sorted(set(states))))
-    finished = sorted((t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"), key=lambda t: -t.value)
-    if not finished:
-        parser.error("no completed trial yet")
-    for trial in finished[: args.top]:
-        params = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items())
-        print(f"trial {trial.number:4d}  value {trial.value:10.2f}  {params}")
-    if args.write is not None:
-        if args.write.exists():
-            parser.error(f"{args.write} exists; choose another --write path (nothing was overwritten)")
-        base_entry = yaml.safe_load(args.base.read_text())["MarioShaped"]
-        entry = best_entry(study, base_entry)
-        header = f"# Best trial {study.best_trial.number} of Optuna study {study.study_name} (value {study.best_value:.2f}).\n"
-        args.write.write_text(header + yaml.safe_dump({"MarioShaped": entry}, sort_keys=False))
-        algo = sweep_algo(study.best_trial.params)
-        print(f"wrote {args.write}: python -m rl_zoo3.train --algo {algo} --env MarioShaped --conf-file {args.write}")
-    if args.plots is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
-
-        args.plots.mkdir(parents=True, exist_ok=True)
-        for name, plot in (("history", plot_optimization_history), ("importances", plot_param_importances)):
-            if name == "importances" and len(finished) < 2:
-                continue
-            axes = plot(study)
-            path = args.plots / f"{study.study_name}_{name}.png"
-            axes.figure.set_size_inches(9, 5)
-            axes.figure.tight_layout()
-            axes.figure.savefig(path, dpi=100)
-            print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

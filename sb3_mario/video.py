@@ -16,9 +16,8 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from sb3_mario.env import LEVELS
-from sb3_mario.evaluate import epsilon_greedy_action
-from sb3_mario.loading import LoadedAgent, load_agent
+from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent
+from sb3_mario.stages import DEFAULT_LEVEL, check_level
 
 FORMATS = ("mp4", "gif")
 
@@ -34,8 +33,13 @@ def observation_panel(observation: np.ndarray, height: int) -> np.ndarray:
 
 
 def record_episode(
-    env: gym.Env, agent: LoadedAgent, epsilon: float, rng: np.random.Generator, seed: int,
-    with_observation: bool = False, max_steps: int = 10_000,
+    env: gym.Env,
+    agent: LoadedAgent,
+    epsilon: float,
+    rng: np.random.Generator,
+    seed: int,
+    with_observation: bool = False,
+    max_steps: int = 10_000,
 ) -> list[np.ndarray]:
     """
     Play one episode and return its frames (the screen after the reset and after every step).
@@ -103,9 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes} must be at least 1")
     agent = load_agent(args.path, best=args.best, safe=not args.unsafe_pickle)
-    level = args.level or agent.env_kwargs.get("level", "1-1")
-    if level not in LEVELS:
-        parser.error(f"--level {level!r} is not an SMB1 stage; valid levels: {', '.join(LEVELS)}")
+    level = args.level or agent.env_kwargs.get("level", DEFAULT_LEVEL)
+    try:
+        check_level(level)
+    except ValueError as error:
+        parser.error(f"--{error}")
     env = gym.make("MarioShaped", **{**agent.env_kwargs, "level": level, "render_mode": "rgb_array"})
     agent.check_env(env)
     fps = env.metadata.get("render_fps", 60) / env.get_wrapper_attr("frame_skip")

@@ -15,7 +15,7 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gymnasium import spaces
 from nes_py.nes_env import SCREEN_HEIGHT, SCREEN_WIDTH
 
-from sb3_mario.reward import ShapedReward, accumulate
+from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward, accumulate
 
 
 class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
@@ -38,7 +38,9 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     :param n_frames: Number of most recent frames in the observation.
     """
 
-    def __init__(self, env: SuperMarioBrosEnv, reward: ShapedReward, frame_skip: int = 4, n_frames: int = 4) -> None:
+    def __init__(
+        self, env: SuperMarioBrosEnv, reward: ShapedReward, frame_skip: int = DEFAULT_FRAME_SKIP, n_frames: int = 4
+    ) -> None:
         super().__init__(env)
         self.nes: SuperMarioBrosEnv = env.unwrapped  # type: ignore[assignment]
         self.reward_rule = reward
@@ -132,7 +134,11 @@ class ResizeFrames(gym.ObservationWrapper[np.ndarray, int, np.ndarray]):
         self.size = (height, width)
         self.observation_space = spaces.Box(0, 255, (n_frames, height, width), np.uint8)
         factor = max(
-            (f for f in (2, 4, 8, 16) if in_height % f == in_width % f == 0 and in_height // f >= height and in_width // f >= width),
+            (
+                f
+                for f in (2, 4, 8, 16)
+                if in_height % f == in_width % f == 0 and in_height // f >= height and in_width // f >= width
+            ),
             default=1,
         )
         self._block_size = (in_width // factor, in_height // factor)  # cv2 sizes are (width, height)
@@ -141,7 +147,7 @@ class ResizeFrames(gym.ObservationWrapper[np.ndarray, int, np.ndarray]):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         resized = np.empty(self.observation_space.shape, dtype=np.uint8)
         height, width = self.size
-        for frame, out in zip(observation, resized):
+        for frame, out in zip(observation, resized, strict=True):
             if self._exact:
                 cv2.resize(frame, self._block_size, dst=out, interpolation=cv2.INTER_AREA)
             else:

@@ -9,7 +9,7 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   that file has an entry for the env; every other env keeps rl-zoo3's stock hyperparameters;
 - a mistyped key in the entry is refused by name;
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
-  checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.callbacks.GracefulInterruptCallback`);
+  checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
 - ``--algo ddqn`` is :class:`~sb3_mario.double_dqn.DoubleDQN`;
@@ -22,7 +22,6 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from unittest import mock
 
 import yaml
 from stable_baselines3.common.callbacks import CheckpointCallback
@@ -31,9 +30,10 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 import sb3_mario
 import sb3_mario.buffers  # noqa: F401  (named by hyperparameter files)
 from sb3_mario import tuning
-from sb3_mario.callbacks import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
+from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
 from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
+from sb3_mario.patching import patch, swapped, unpatched
 from sb3_mario.vec_env import PinnedSubprocVecEnv
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
@@ -76,15 +76,26 @@ def _with_sb3_mario_defaults(original_init):
             self.vec_env_class = PinnedSubprocVecEnv  # --vec-env subproc: one core per emulator
         tuning.use_embedded_store(self)
 
-    __init__.sb3_mario_patch = True
     return __init__
 
 
 # Keys rl-zoo3 itself takes out of a hyperparameter entry before the rest goes to the algorithm.
-ZOO_KEYS = frozenset({
-    "n_timesteps", "n_envs", "policy", "normalize", "env_wrapper", "vec_env_wrapper", "frame_stack", "callback",
-    "env_kwargs", "monitor_kwargs", "noise_type", "noise_std",
-})
+ZOO_KEYS = frozenset(
+    {
+        "n_timesteps",
+        "n_envs",
+        "policy",
+        "normalize",
+        "env_wrapper",
+        "vec_env_wrapper",
+        "frame_stack",
+        "callback",
+        "env_kwargs",
+        "monitor_kwargs",
+        "noise_type",
+        "noise_std",
+    }
+)
 
 
 def check_entry_keys(algo: str, env_id: str, hyperparams: dict) -> None:
@@ -102,19 +113,33 @@ def check_entry_keys(algo: str, env_id: str, hyperparams: dict) -> None:
     valid = ZOO_KEYS | set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env"}
     unknown = sorted(set(hyperparams) - valid)
     if unknown:
-        hints = "; ".join(f"{key!r}: did you mean {difflib.get_close_matches(key, valid, n=3) or 'none close'}" for key in unknown)
+        hints = "; ".join(
+            f"{key!r}: did you mean {difflib.get_close_matches(key, valid, n=3) or 'none close'}" for key in unknown
+        )
         raise ValueError(f"unknown hyperparameter(s) for {algo} on {env_id}: {hints}. Valid keys: {', '.join(sorted(valid))}")
 
 
 def _check_keys(original_read):
     @functools.wraps(original_read)
     def read_hyperparameters(self):
+        if self.env_name.gym_id not in MARIO_ENV_IDS:
+            return original_read(self)
+        # rl-zoo3 lets --env-kwargs replace an entry's env_kwargs wholesale, builds the evaluation env
+        # without the entry's, and saves only the command line's in args.yml, which record_video reads:
+        # a `actions: right_only` entry would be evaluated and replayed with another action set.
+        # Merge instead (the command line's keys win) and use the result everywhere.
+        command_line_env_kwargs, self.env_kwargs = self.env_kwargs, {}
         hyperparams, saved_hyperparams = original_read(self)
-        if self.env_name.gym_id in MARIO_ENV_IDS:
-            check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
+        self.env_kwargs = command_line_env_kwargs
+        if "env_kwargs" in hyperparams:
+            env_kwargs = {**hyperparams["env_kwargs"], **command_line_env_kwargs}
+            hyperparams["env_kwargs"] = saved_hyperparams["env_kwargs"] = env_kwargs
+            self.args.env_kwargs = env_kwargs
+            if self._eval_env_kwargs_args is None:
+                self.eval_env_kwargs = env_kwargs
+        check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
         return hyperparams, saved_hyperparams
 
-    read_hyperparameters.sb3_mario_patch = True
     return read_hyperparameters
 
 
@@ -135,10 +160,9 @@ def _continue_step_count(original_learn):
             return algorithm_learn(model_self, *args, **kwargs)
 
         # Patched on the class for this call only: an attribute on the model would be saved with it.
-        with mock.patch.object(type(model), "learn", learn_on):
+        with swapped(type(model), "learn", learn_on):
             return original_learn(self, model)
 
-    learn.sb3_mario_patch = True
     return learn
 
 
@@ -151,7 +175,8 @@ def _add_safety_callbacks(original_create_callbacks):
             AtomicCheckpointCallback(
                 c.save_freq, c.save_path, c.name_prefix, c.save_replay_buffer, c.save_vecnormalize, c.verbose
             )
-            if type(c) is CheckpointCallback else c
+            if type(c) is CheckpointCallback
+            else c
             for c in self.callbacks
         ]
         self.callbacks.append(GracefulInterruptCallback(verbose=self.verbose))
@@ -159,29 +184,47 @@ def _add_safety_callbacks(original_create_callbacks):
             path = os.path.join(self.save_path, "replay_buffer.pkl")
             self.callbacks.append(ReplayBufferCheckpointCallback(self.save_freq, path, verbose=self.verbose))
 
-    create_callbacks.sb3_mario_patch = True
     return create_callbacks
 
 
 def install() -> None:
-    """Register sb3-mario's env, policies and ``ddqn`` algorithm, and its hyperparameters with rl-zoo3 (idempotent)."""
+    """
+    Register sb3-mario's env, policies and ``ddqn`` algorithm with rl-zoo3 and apply every patch
+    sb3-mario makes to rl-zoo3 (idempotent). Each line names the upstream behaviour it changes: after
+    an rl-zoo3 upgrade, this is the list to check.
+    """
     exp_manager = sys.modules.get("rl_zoo3.exp_manager")
     if exp_manager is not None and not hasattr(exp_manager, "ExperimentManager"):
         # Code that imports rl_zoo3.exp_manager before rl_zoo3.import_envs reaches this hook while
         # exp_manager is half-imported: its class does not exist yet. rl-zoo3's own commands import
         # import_envs first; such code must pass --conf-file (or import custom_envs first).
         return
+    from rl_zoo3 import hyperparams_opt
     from rl_zoo3.exp_manager import ExperimentManager
     from rl_zoo3.utils import ALGOS
 
     ALGOS.setdefault("ddqn", DoubleDQN)  # --algo ddqn
     # rl-zoo3 evals replay_buffer_class / *_kwargs strings in exp_manager's namespace: let entries
     # name sb3-mario's classes there, e.g. "sb3_mario.buffers.CompressedReplayBuffer".
-    exp_manager = sys.modules["rl_zoo3.exp_manager"]
-    exp_manager.sb3_mario = sb3_mario
-    if not getattr(ExperimentManager.__init__, "sb3_mario_patch", False):
-        ExperimentManager.__init__ = _with_sb3_mario_defaults(ExperimentManager.__init__)
-        ExperimentManager.read_hyperparameters = _check_keys(ExperimentManager.read_hyperparameters)
-        ExperimentManager.learn = _continue_step_count(ExperimentManager.learn)
-        ExperimentManager.create_callbacks = _add_safety_callbacks(ExperimentManager.create_callbacks)
-    tuning.install()
+    sys.modules["rl_zoo3.exp_manager"].sb3_mario = sb3_mario
+
+    # Defaults from rl-zoo3's own package files -> the project's hyperparams/; SubprocVecEnv -> pinned workers;
+    # -optimize without --storage -> an embedded journal store.
+    patch(ExperimentManager, "__init__", _with_sb3_mario_defaults)
+    # Unknown entry keys fail late or silently -> refused by name; entry env_kwargs reach every env.
+    patch(ExperimentManager, "read_hyperparameters", _check_keys)
+    # -i restarts the step count (and the schedules) -> keeps counting.
+    patch(ExperimentManager, "learn", _continue_step_count)
+    # Plain checkpoints and Ctrl-C -> atomic checkpoints, replay buffer checkpoints, a clean first Ctrl-C.
+    patch(ExperimentManager, "create_callbacks", _add_safety_callbacks)
+    # Mario trials sample from the stock DQN space (which drops the dueling options) -> the Mario samplers.
+    samplers, converters = hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER
+    stock_sampler, stock_converter = unpatched(samplers["dqn"]), unpatched(converters["dqn"])
+    for algo, sample_mario_params in tuning.MARIO_SAMPLERS.items():
+        # exp_manager holds the same dict objects: replace the entries in place. DoubleDQN takes DQN's
+        # hyperparameters, so on other envs its sweeps use rl-zoo3's DQN sampler.
+        patch(samplers, algo, lambda _, sample=sample_mario_params: tuning.mario_sampler(stock_sampler, sample))
+        patch(converters, algo, lambda _: tuning.mario_converter(stock_converter))
+    patch(ExperimentManager, "objective", tuning.mario_objective)
+    # A database --storage without heartbeats: a dead worker's trial stays RUNNING forever -> heartbeats.
+    patch(ExperimentManager, "hyperparameters_optimization", tuning.with_heartbeat_storage)

@@ -49,8 +49,10 @@ def record_transitions(n: int, seed: int = 0) -> list[tuple]:
 
 def buffer_bytes(buffer: ReplayBuffer) -> int:
     """Bytes a buffer holds: observations (compressed or not), actions, rewards, dones, timeouts, priorities."""
-    observations = buffer.observation_nbytes() if isinstance(buffer, CompressedReplayBuffer) else (
-        buffer.observations.nbytes + (0 if buffer.optimize_memory_usage else buffer.next_observations.nbytes)
+    observations = (
+        buffer.observation_nbytes()
+        if isinstance(buffer, CompressedReplayBuffer)
+        else (buffer.observations.nbytes + (0 if buffer.optimize_memory_usage else buffer.next_observations.nbytes))
     )
     tree = buffer.tree.nodes.nbytes if isinstance(buffer, PrioritizedReplayBuffer) else 0
     return observations + tree + sum(array.nbytes for array in (buffer.actions, buffer.rewards, buffer.dones, buffer.timeouts))
@@ -58,8 +60,9 @@ def buffer_bytes(buffer: ReplayBuffer) -> int:
 
 def measure_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: list[tuple], batch_size: int) -> dict:
     env = gym.make("MarioShaped")
-    buffer = buffer_cls(len(transitions), env.observation_space, env.action_space, device="cpu",
-                        handle_timeout_termination=False, **kwargs)
+    buffer = buffer_cls(
+        len(transitions), env.observation_space, env.action_space, device="cpu", handle_timeout_termination=False, **kwargs
+    )
     start = time.perf_counter()
     for transition in transitions:
         buffer.add(*transition)
@@ -84,10 +87,12 @@ def measure_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: li
 NO_TIMEOUTS = dict(handle_timeout_termination=False)
 TRAINING: dict[str, tuple[type[DQN], dict]] = {
     "DQN, SB3 ReplayBuffer (optimize)": (
-        DQN, dict(replay_buffer_class=ReplayBuffer, optimize_memory_usage=True, replay_buffer_kwargs=NO_TIMEOUTS)
+        DQN,
+        dict(replay_buffer_class=ReplayBuffer, optimize_memory_usage=True, replay_buffer_kwargs=NO_TIMEOUTS),
     ),
     "DQN, CompressedReplayBuffer lz4": (
-        DQN, dict(replay_buffer_class=CompressedReplayBuffer, replay_buffer_kwargs=dict(**NO_TIMEOUTS, codec="lz4"))
+        DQN,
+        dict(replay_buffer_class=CompressedReplayBuffer, replay_buffer_kwargs=dict(**NO_TIMEOUTS, codec="lz4")),
     ),
     "DoubleDQN + PER, lz4": (DoubleDQN, dict(prioritized_replay=True, replay_buffer_kwargs=dict(**NO_TIMEOUTS, codec="lz4"))),
 }
@@ -96,9 +101,19 @@ TRAINING: dict[str, tuple[type[DQN], dict]] = {
 def training_seconds(algorithm: type[DQN], replay_settings: dict, steps: int, seed: int) -> float:
     """Seconds ``steps`` of the CPU entry's settings (1-step returns) take with some replay settings."""
     model = algorithm(
-        "DuelingCnnPolicy", "MarioShaped", learning_rate=2e-4, gamma=0.95, buffer_size=50_000, batch_size=64,
-        learning_starts=500, train_freq=4, target_update_interval=5000, **replay_settings,
-        policy_kwargs=dict(features_extractor_kwargs=dict(batch_norm=False)), seed=seed, device="cpu",
+        "DuelingCnnPolicy",
+        "MarioShaped",
+        learning_rate=2e-4,
+        gamma=0.95,
+        buffer_size=50_000,
+        batch_size=64,
+        learning_starts=500,
+        train_freq=4,
+        target_update_interval=5000,
+        **replay_settings,
+        policy_kwargs=dict(features_extractor_kwargs=dict(batch_norm=False)),
+        seed=seed,
+        device="cpu",
     )
     start = time.perf_counter()
     model.learn(steps)
@@ -120,7 +135,10 @@ def main() -> None:
     baseline = results["SB3 ReplayBuffer, optimize_memory_usage"]["bytes"]
     print(f"{'buffer':40s} {'bytes/transition':>17s} {'vs SB3':>7s} {'inserts/s':>10s} {'sampled transitions/s':>22s}")
     for name, result in results.items():
-        print(f"{name:40s} {result['bytes']:17,.0f} {result['bytes'] / baseline:7.3f} {result['inserts']:10,.0f} {result['samples']:22,.0f}")
+        print(
+            f"{name:40s} {result['bytes']:17,.0f} {result['bytes'] / baseline:7.3f} "
+            f"{result['inserts']:10,.0f} {result['samples']:22,.0f}"
+        )
 
     if args.train_steps > 0:
         training_seconds(*TRAINING[next(iter(TRAINING))], steps=600, seed=0)  # warm-up, untimed

@@ -9,7 +9,9 @@ import argparse
 import os
 import platform
 
-from sb3_mario.throughput import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
+from throughput import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
+
+from sb3_mario.reward import DEFAULT_FRAME_SKIP
 
 
 def main() -> None:
@@ -28,7 +30,7 @@ def main() -> None:
         raw_seconds += replay_raw(episodes)
         n_frames += sum(len(episode) for episode in episodes)
     shaped_fps, raw_fps = n_frames / shaped_seconds, n_frames / raw_seconds
-    notebook_fps = max(notebook_pipeline_fps(n_frames=4 * args.steps) for _ in range(3))
+    notebook_fps = max(notebook_pipeline_fps(n_frames=DEFAULT_FRAME_SKIP * args.steps) for _ in range(3))
     print(f"frames played:             {n_frames}  ({args.repeats} x {args.steps} random agent steps)")
     print(f"raw emulator (nes_py):     {raw_fps:8.0f} NES frames/s")
     print(f"MarioShaped:               {shaped_fps:8.0f} NES frames/s   ratio to raw {shaped_fps / raw_fps:.3f}")
@@ -41,8 +43,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for n_envs, name in configs:
                 seconds[n_envs, name] += vec_env_seconds(n_envs, VEC_ENV_CLASSES[name], n_steps=args.steps // n_envs)
-        frames_per_config = args.repeats * 4 * (args.steps // args.n_envs) * args.n_envs
-        one_env = args.repeats * 4 * args.steps / seconds[1, "dummy"]
+        frames_per_config = args.repeats * DEFAULT_FRAME_SKIP * (args.steps // args.n_envs) * args.n_envs
+        one_env = args.repeats * DEFAULT_FRAME_SKIP * args.steps / seconds[1, "dummy"]
         print(f"{'1 env (DummyVecEnv):':32s}{one_env:8.0f} NES frames/s")
         for n_envs, name in configs[1:]:
             fps = frames_per_config / seconds[n_envs, name]

@@ -38,9 +38,30 @@ def train(output: Path, steps: int, conf: str, seed: int, algo: str, params: lis
     if final.is_file() and not (output / "continued").is_dir():
         return run_dir, 0.0
     command = [
-        sys.executable, "-m", "rl_zoo3.train", "--algo", algo, "--env", "MarioShaped", "--conf-file", conf,
-        "-f", str(output / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
-        "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(output / "tensorboard"), "--progress", "--num-threads", str(threads),
+        sys.executable,
+        "-m",
+        "rl_zoo3.train",
+        "--algo",
+        algo,
+        "--env",
+        "MarioShaped",
+        "--conf-file",
+        conf,
+        "-f",
+        str(output / "logs"),
+        "--seed",
+        str(seed),
+        "--eval-freq",
+        str(CHECKPOINT_STEPS),
+        "--eval-episodes",
+        "5",
+        "--save-freq",
+        str(CHECKPOINT_STEPS),
+        "-tb",
+        str(output / "tensorboard"),
+        "--progress",
+        "--num-threads",
+        str(threads),
     ]
     if params:
         command += ["-params", *params]
@@ -63,8 +84,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("bench/learning"))
     parser.add_argument("--params", nargs="+", default=[], help="rl-zoo3 -params overrides, e.g. gamma:0.99")
-    parser.add_argument("--threads", type=int, default=-1,
-                        help="torch threads (-1: torch's default); 1 lets two runs share a 2-core machine")
+    parser.add_argument(
+        "--threads", type=int, default=-1, help="torch threads (-1: torch's default); 1 lets two runs share a 2-core machine"
+    )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -73,7 +95,13 @@ def main() -> None:
     results = {
         "command": " ".join(sys.orig_argv),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
-        "conf": args.conf, "algo": args.algo, "params": args.params, "threads": args.threads, "steps": args.steps, "train_wall_seconds": round(train_seconds), "evaluations": {},
+        "conf": args.conf,
+        "algo": args.algo,
+        "params": args.params,
+        "threads": args.threads,
+        "steps": args.steps,
+        "train_wall_seconds": round(train_seconds),
+        "evaluations": {},
     }
     for model_name, best in (("final", False), ("best", True)):
         if best and not (run_dir / "best_model.zip").is_file():

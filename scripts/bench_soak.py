@@ -50,9 +50,20 @@ def main() -> None:
 
     env = gym.make("MarioShaped")
     # The CPU entry's network and batches (hyperparams/dqn_cpu.yml), 1-step returns in SB3's compact buffer, filling halfway.
-    model = DQN("DuelingCnnPolicy", env, buffer_size=args.buffer_size, learning_starts=1000, batch_size=64,
-                train_freq=4, target_update_interval=5000, exploration_fraction=0.3, exploration_final_eps=0.05,
-                optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False), seed=0)
+    model = DQN(
+        "DuelingCnnPolicy",
+        env,
+        buffer_size=args.buffer_size,
+        learning_starts=1000,
+        batch_size=64,
+        train_freq=4,
+        target_update_interval=5000,
+        exploration_fraction=0.3,
+        exploration_final_eps=0.05,
+        optimize_memory_usage=True,
+        replay_buffer_kwargs=dict(handle_timeout_termination=False),
+        seed=0,
+    )
     buffer = model.replay_buffer
     buffer_bytes = sum(array.nbytes for array in (buffer.observations, buffer.actions, buffer.rewards, buffer.dones))
     baseline = rss_bytes()
@@ -68,8 +79,10 @@ def main() -> None:
     peak = max(rss for _, rss in sampler.samples)
     growth_after_full = (full[-1] - full[0]) / mb if len(full) >= 2 else float("nan")
     bound = baseline + buffer_bytes + args.margin_mb * mb
-    print(f"peak RSS {peak / mb:.0f} MB, bound (before + buffer + {args.margin_mb:.0f} MB margin) {bound / mb:.0f} MB: "
-          f"{'within' if peak <= bound else 'EXCEEDED'}")
+    print(
+        f"peak RSS {peak / mb:.0f} MB, bound (before + buffer + {args.margin_mb:.0f} MB margin) {bound / mb:.0f} MB: "
+        f"{'within' if peak <= bound else 'EXCEEDED'}"
+    )
     print(f"growth once the buffer was full (steps {args.buffer_size + 1000}..{args.steps}): {growth_after_full:+.1f} MB")
     np.testing.assert_array_less(peak, bound)
 

@@ -15,8 +15,7 @@ import tempfile
 
 import torch as th
 import yaml
-
-from sb3_mario.throughput import zoo_training_fps
+from throughput import zoo_training_fps
 
 
 def measure(conf: str, steps: int, n_envs: int = 1, vec_env: str = "dummy", num_threads: int = -1) -> None:

@@ -43,8 +43,17 @@ def postgres_server(bin_dir: Path) -> Iterator[str]:
         subprocess.run([*as_user, *command], check=True, capture_output=True, text=True, cwd=root)
 
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(log),
+        "-w",
+        "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna")
         yield f"postgresql://postgres@127.0.0.1:{port}/optuna"

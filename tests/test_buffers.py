@@ -175,7 +175,9 @@ def test_compressed_buffer_returns_exactly_what_was_stored(mario_transitions, co
         assert th_equal(getattr(ours, field), getattr(theirs, field)), field
     assert ours.discounts is None
     # Each observation is stored once: the next observation of step t is the observation of step t+1.
-    distinct = {id(blob) for storage in (compressed.observations, compressed.next_observations) for blob in storage.blobs.ravel()}
+    distinct = {
+        id(blob) for storage in (compressed.observations, compressed.next_observations) for blob in storage.blobs.ravel()
+    }
     assert len(distinct) < 200 * 1.1
     assert compressed.observation_nbytes() < plain.observations.nbytes / 8
 

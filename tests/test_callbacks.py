@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
@@ -30,18 +30,6 @@ class Corridor(gym.Env):
         self.x, self.t = self.x + self.speed, self.t + 1
         info = {"x_pos": self.x, "max_x": self.x, "termination_cause": "death" if self.t == self.length else None}
         return np.zeros(1, np.float32), 0.0, self.t == self.length, False, info
-
-
-class EpsilonRecorder(BaseCallback):
-    """Runs after the callbacks under test and before DQN._on_step: sees the epsilon of the action just taken."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.epsilons: list[float] = []
-
-    def _on_step(self) -> bool:
-        self.epsilons.append(self.model.exploration_rate)
-        return True
 
 
 def test_frontier_moves_to_the_smallest_of_25_beats() -> None:
@@ -104,7 +92,7 @@ def test_boost_changes_the_epsilon_dqn_uses() -> None:
     # Episode 1, once at the floor: x passes the frontier (40) at every step, but the boost starts only once:
     # the step after the first frontier pass at the floor uses 0.5, then 0.5 * 0.998 per step.
     first_boost = epsilons.index(0.5)
-    np.testing.assert_allclose(epsilons[first_boost : 20], 0.5 * 0.998 ** np.arange(20 - first_boost))
+    np.testing.assert_allclose(epsilons[first_boost:20], 0.5 * 0.998 ** np.arange(20 - first_boost))
     # Each of the next 24 episodes boosts again from its second step: x=48 > 40 on its first step.
     for episode in range(1, 25):
         start = 20 * episode
@@ -116,8 +104,14 @@ def test_boost_changes_the_epsilon_dqn_uses() -> None:
 
 
 def test_exponential_base_and_no_boost_before_its_floor() -> None:
-    _, _, epsilons = run_corridor(total=60, base_schedule="exponential", exponential_initial=0.99,
-                                  exponential_decay=0.99, exponential_final=0.5, boost_epsilon=0.95)
+    _, _, epsilons = run_corridor(
+        total=60,
+        base_schedule="exponential",
+        exponential_initial=0.99,
+        exponential_decay=0.99,
+        exponential_final=0.5,
+        boost_epsilon=0.95,
+    )
     # The notebook's per-step decay: the k-th action (1-based) uses 0.99 * decay^(k-1). It would take
     # 68 steps to reach the floor, so Mario passing the frontier at every step never triggers the boost.
     expected = 0.99 * 0.99 ** np.arange(60)

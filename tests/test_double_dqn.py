@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
-from test_zoo import REPO, SMALL, zoo
+from zoo_runner import REPO, SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
 from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
@@ -12,8 +12,17 @@ from sb3_mario.double_dqn import DoubleDQN
 
 
 def cartpole_model(**kwargs) -> DoubleDQN:
-    return DoubleDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), learning_starts=0, batch_size=8,
-                     buffer_size=500, seed=0, device="cpu", **kwargs)
+    return DoubleDQN(
+        "MlpPolicy",
+        "CartPole-v1",
+        policy_kwargs=dict(net_arch=[8]),
+        learning_starts=0,
+        batch_size=8,
+        buffer_size=500,
+        seed=0,
+        device="cpu",
+        **kwargs,
+    )
 
 
 def set_output_bias(q_net: th.nn.Module, bias: list[float]) -> None:
@@ -94,8 +103,23 @@ def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
     ],
 )
 def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) -> None:
-    out = zoo("train", "--algo", "ddqn", "--env", "MarioShaped", "-n", "300", "-f", str(tmp_path), "--eval-freq", "-1",
-              "--seed", "2", *SMALL, *extra)
+    out = zoo(
+        "train",
+        "--algo",
+        "ddqn",
+        "--env",
+        "MarioShaped",
+        "-n",
+        "300",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "-1",
+        "--seed",
+        "2",
+        *SMALL,
+        *extra,
+    )
     assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'ddqn.yml'}" in out
     run = tmp_path / "ddqn" / "MarioShaped_1"
     model = DoubleDQN.load(run / "MarioShaped.zip", device="cpu")
@@ -103,8 +127,9 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
     assert model.prioritized_replay == (variant == "double+per")
     assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) == (variant == "double+per")
     assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # adaptive epsilon restored it
-    out = zoo("enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "100",
-              "--no-render")
+    out = zoo(
+        "enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "100", "--no-render"
+    )
     assert "Mean reward:" in out or "Episode Length" in out
 
 
@@ -116,8 +141,23 @@ def test_zoo_trains_sb3_dqn_with_the_compressed_buffer(tmp_path) -> None:
     entry["replay_buffer_kwargs"] = "dict(handle_timeout_termination=False, n_steps=3, gamma=0.95)"
     conf = tmp_path / "dqn_compressed.yml"
     conf.write_text(yaml.safe_dump({"MarioShaped": entry}))
-    zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", str(conf), "-n", "300", "-f", str(tmp_path),
-        "--eval-freq", "-1", "--save-replay-buffer", *SMALL)
+    zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "--conf-file",
+        str(conf),
+        "-n",
+        "300",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "-1",
+        "--save-replay-buffer",
+        *SMALL,
+    )
     run = tmp_path / "dqn" / "MarioShaped_1"
     from stable_baselines3 import DQN
 

@@ -6,10 +6,10 @@ import pytest
 from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
+from ram_driver import run_right_with_help
 from stable_baselines3.common.env_checker import check_env
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from ram_driver import run_right_with_help
 
 NOOP, RIGHT_RUN, RIGHT_RUN_JUMP, RIGHT = 0, 3, 4, 1
 
@@ -86,7 +86,7 @@ def test_death_ends_on_first_dying_frame(env: gym.Env) -> None:
     # The stock env also stops on the first dying frame: it must need exactly as many frames.
     stock = JoypadSpace(SuperMarioBrosEnv(target=(1, 1)), SIMPLE_MOVEMENT)
     stock.reset()
-    for stock_frames in range(1, 10_000):
+    for stock_frames in range(1, 10_000):  # noqa: B007  (the count is read after the loop)
         *_, terminated, _, stock_info = stock.step(RIGHT_RUN)
         if terminated:
             break
@@ -143,11 +143,13 @@ def test_same_seed_same_actions_same_episode() -> None:
         runs.append(trace)
         env.close()
     assert len(runs[0]) == len(runs[1])
-    for first, second in zip(*runs):
+    for first, second in zip(*runs, strict=True):
         np.testing.assert_array_equal(first, second)
 
 
-@pytest.mark.parametrize("actions, buttons", [("right_only", RIGHT_ONLY), ("simple", SIMPLE_MOVEMENT), ("complex", COMPLEX_MOVEMENT)])
+@pytest.mark.parametrize(
+    "actions, buttons", [("right_only", RIGHT_ONLY), ("simple", SIMPLE_MOVEMENT), ("complex", COMPLEX_MOVEMENT)]
+)
 def test_action_sets(actions: str, buttons: list) -> None:
     env = gym.make("MarioShaped", actions=actions)
     assert env.action_space.n == len(buttons)
@@ -189,7 +191,10 @@ def test_passes_sb3_env_checker(env: gym.Env) -> None:
         ({"frame_size": -96}, r"frame_size=-96 is not valid"),
         ({"frame_size": (96, 0)}, r"frame_size=\(96, 0\)"),
         ({"render_mode": "ansi"}, r"render_mode='ansi' is not valid; valid choices: \(None, 'rgb_array', 'human'\)"),
-        ({"death_penalty": -5}, r"unknown MarioShaped argument\(s\) \['death_penalty'\]; reward constants are: .*death_reward"),
+        (
+            {"death_penalty": -5},
+            r"unknown MarioShaped argument\(s\) \['death_penalty'\]; reward constants are: .*death_reward",
+        ),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:

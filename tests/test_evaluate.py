@@ -44,7 +44,17 @@ def test_evaluate_json_and_table(run_dir, tmp_path, capsys) -> None:
     for policy in ("agent", "random"):
         result = report["levels"]["1-1"][policy]
         summary = result["summary"]
-        assert set(summary) == {"episodes", "flag_rate", "death_rate", "max_x_mean", "max_x_median", "max_x_max", "reward_mean", "length_mean"}
+        assert set(summary) == {
+            "episodes",
+            "flag_rate",
+            "death_rate",
+            "stall_rate",
+            "max_x_mean",
+            "max_x_median",
+            "max_x_max",
+            "reward_mean",
+            "length_mean",
+        }
         assert summary["episodes"] == len(result["episodes"]) == 2
         assert 0 <= summary["flag_rate"] <= 1 and 0 <= summary["death_rate"] <= 1
         assert 40 <= summary["max_x_mean"] <= summary["max_x_max"] < 3300
@@ -53,6 +63,33 @@ def test_evaluate_json_and_table(run_dir, tmp_path, capsys) -> None:
     # Same seeds, same random policy: the random baseline is reproducible.
     again = evaluate.evaluate(None, ["1-1"], 2, seed=0, progress_bar=False)
     assert again["levels"]["1-1"]["random"]["episodes"] == report["levels"]["1-1"]["random"]["episodes"]
+
+
+def test_summary_tells_stalls_from_deaths() -> None:
+    def episode(cause: str | None, max_x: int) -> evaluate.EpisodeResult:
+        return evaluate.EpisodeResult(max_x, 0.0, 10, flag=cause == "flag", death=cause == "death", cause=cause)
+
+    episodes = [episode("death", 300), episode("stall", 437), episode("stall", 437), episode("flag", 3161)]
+    summary = evaluate.summarize(episodes)
+    assert (summary["flag_rate"], summary["death_rate"], summary["stall_rate"]) == (0.25, 0.25, 0.5)
+    assert "stall %" in evaluate.format_table({"levels": {"1-1": {"agent": {"summary": summary}}}})
+
+
+class StandStill:
+    """A greedy policy that never presses a button: Mario stalls at the start."""
+
+    def predict(self, observation, deterministic: bool = True):
+        return np.array(0), None
+
+
+@pytest.mark.slow
+def test_a_stalled_episode_is_not_a_death() -> None:
+    env = gym.make("MarioShaped")
+    result = evaluate.play_episode(env, StandStill(), epsilon=0.0, rng=np.random.default_rng(0), seed=0)
+    assert (result.cause, result.death, result.flag, result.max_x) == ("stall", False, False, 40)
+    assert result.length == 501 // 4 + 1  # the stall limit is passed on the 501st stalled frame
+    summary = evaluate.summarize([result])
+    assert (summary["stall_rate"], summary["death_rate"]) == (1.0, 0.0)
 
 
 def test_greedy_untrained_agent_is_deterministic(run_dir) -> None:
@@ -74,7 +111,9 @@ def test_gif_and_mp4(run_dir, tmp_path) -> None:
     gif = Image.open(tmp_path / "mario_1-1_episode0.gif")
     # Greedy, untrained: the episode is at least 30 steps or ends earlier; one frame per step + the reset.
     agent = load_agent(run_dir)
-    length = evaluate.evaluate(agent, ["1-1"], 1, epsilon=0.0, progress_bar=False)["levels"]["1-1"]["agent"]["episodes"][0]["length"]
+    length = evaluate.evaluate(agent, ["1-1"], 1, epsilon=0.0, progress_bar=False)["levels"]["1-1"]["agent"]["episodes"][0][
+        "length"
+    ]
     assert gif.n_frames == min(length, 30) + 1
     assert gif.size == (256, 240)  # the full NES screen, not the 96x96 observation
     assert (tmp_path / "mario_1-1_episode0.mp4").stat().st_size > 5_000
@@ -107,7 +146,9 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     truncated.write_bytes((run_dir / "MarioShaped.zip").read_bytes()[:50_000])
     with pytest.raises(ValueError, match="truncated.zip"):
         load_agent(truncated)
-    with pytest.raises(FileNotFoundError, match="best_model.zip does not exist; the run folder holds: \\['MarioShaped.zip'\\]"):
+    with pytest.raises(
+        FileNotFoundError, match="best_model.zip does not exist; the run folder holds: \\['MarioShaped.zip'\\]"
+    ):
         load_agent(run_dir, best=True)
     with pytest.raises(ValueError, match=r"level\(s\) \['9-9'\] are not SMB1 stages"):
         evaluate.evaluate(load_agent(run_dir), ["9-9"], 1)
@@ -116,12 +157,14 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     assert "--world 9 is not an SMB1 world" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         video.main([str(run_dir), "--level", "0-1"])
-    assert "--level '0-1' is not an SMB1 stage" in capsys.readouterr().err
+    assert "--level='0-1' is not an SMB1 stage; valid levels: 1-1, 1-2" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no Monitor CSV"):
         plots.plot_learning_curves(tmp_path, tmp_path / "x.png")
 
 
 def test_model_that_does_not_fit_the_env(run_dir) -> None:
     agent = load_agent(run_dir)
-    with pytest.raises(ValueError, match=r"expects observations of shape \(4, 96, 96\) and 7 actions, but the env gives \(4, 84, 84\) and 7"):
+    with pytest.raises(
+        ValueError, match=r"expects observations of shape \(4, 96, 96\) and 7 actions, but the env gives \(4, 84, 84\) and 7"
+    ):
         agent.check_env(gym.make("MarioShaped", frame_size=84))

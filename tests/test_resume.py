@@ -10,14 +10,30 @@ from pathlib import Path
 
 import pytest
 from stable_baselines3 import DQN
-
-from test_zoo import REPO, zoo
+from zoo_runner import REPO, zoo
 
 # Small and quick: a checkpoint (and replay buffer) every 200 steps, a frontier that moves after every
 # episode that beats it, so that it is not still at its start value when the run stops.
-RUN = ["--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "--eval-freq", "-1",
-       "--save-freq", "200", "--save-replay-buffer", "--seed", "3", "-params", "buffer_size:2000", "learning_starts:150",
-       "batch_size:16", "callback:[{'sb3_mario.callbacks.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]"]
+RUN = [
+    "--algo",
+    "dqn",
+    "--env",
+    "MarioShaped",
+    "--conf-file",
+    "hyperparams/dqn_cpu.yml",
+    "--eval-freq",
+    "-1",
+    "--save-freq",
+    "200",
+    "--save-replay-buffer",
+    "--seed",
+    "3",
+    "-params",
+    "buffer_size:2000",
+    "learning_starts:150",
+    "batch_size:16",
+    "callback:[{'sb3_mario.callbacks.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]",
+]
 
 
 def start_training(log_folder: Path, n_timesteps: int = 100_000) -> subprocess.Popen:
@@ -71,8 +87,7 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     assert frontier > 40
 
     # Resume without -n: the run goes on to the entry's total (here the 1000 steps asked first).
-    out = zoo("train", *RUN, "-n", str(1000 - steps), "-f", str(tmp_path), "-i", str(checkpoint),
-              "--verbose", "1")
+    out = zoo("train", *RUN, "-n", str(1000 - steps), "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
     assert "Loading replay buffer" in out
     assert f"resumed with the frontier at x={frontier:.0f}" in out
     resumed = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")
@@ -82,19 +97,21 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
 
 def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.save_util import load_from_pkl
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from stable_baselines3.common.save_util import load_from_pkl
-
-    from sb3_mario.callbacks import AtomicCheckpointCallback
+    from sb3_mario.checkpoints import AtomicCheckpointCallback
 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0), norm_obs=False, norm_reward=True)
     model = DQN("MlpPolicy", env, learning_starts=1000, buffer_size=1000, seed=0, device="cpu")
     model.learn(100, callback=AtomicCheckpointCallback(50, str(tmp_path), save_replay_buffer=True, save_vecnormalize=True))
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "rl_model_100_steps.zip", "rl_model_50_steps.zip",
-        "rl_model_replay_buffer_100_steps.pkl", "rl_model_replay_buffer_50_steps.pkl",
-        "rl_model_vecnormalize_100_steps.pkl", "rl_model_vecnormalize_50_steps.pkl",
+        "rl_model_100_steps.zip",
+        "rl_model_50_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl",
+        "rl_model_replay_buffer_50_steps.pkl",
+        "rl_model_vecnormalize_100_steps.pkl",
+        "rl_model_vecnormalize_50_steps.pkl",
     ]
     buffer = load_from_pkl(tmp_path / "rl_model_replay_buffer_100_steps.pkl")
     assert buffer.size() == 99  # callbacks run before the step's transition is stored, as in SB3

@@ -120,3 +120,19 @@ def test_custom_constants() -> None:
 def test_bad_constants(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ShapedReward(**kwargs)
+
+
+@pytest.mark.parametrize("frame_skip", [1, 2, 4, 8])
+def test_stall_penalty_is_divided_by_the_frame_skip(frame_skip: int) -> None:
+    # A stalled agent step on the ground costs the height term's floor (-2) whatever the frame skip.
+    rule = ShapedReward(frame_skip=frame_skip, time_penalty=0.0)
+    rule.reset(x_pos=40)
+    rule.stall_frames = 100
+    step = sum(rule.frame(x_pos=40, y_pos=GROUND_Y, flag_get=False, dying=False).reward for _ in range(frame_skip))
+    assert step == pytest.approx(-2.0, abs=1e-12)
+
+
+def test_no_checkpoint_bonus_on_a_stage_without_one() -> None:
+    rule = ShapedReward(checkpoint_x=None)
+    assert rule.frame(x_pos=2000, y_pos=GROUND_Y, flag_get=False, dying=False).reward == pytest.approx(2000 - 0 - 0.1)
+    assert not rule.checkpoint_reached

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
+from zoo_runner import SMALL, zoo
 
 from sb3_mario import evaluate
 from sb3_mario.loading import UnsafeModelError, load_agent
 from sb3_mario.zoo import check_entry_keys
-from test_zoo import SMALL, zoo
 
 
 class Payload:
@@ -75,7 +75,9 @@ def test_safe_and_unpickling_loaders_agree(genuine_zip) -> None:
 
 
 def test_mistyped_hyperparameter_is_named() -> None:
-    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) for dqn on MarioShaped: 'learning_rat': did you mean \['learning_rate'"):
+    with pytest.raises(
+        ValueError, match=r"unknown hyperparameter\(s\) for dqn on MarioShaped: 'learning_rat': did you mean \['learning_rate'"
+    ):
         check_entry_keys("dqn", "MarioShaped", {"learning_rat": 1e-3, "policy": "CnnPolicy", "n_timesteps": 10})
     check_entry_keys("dqn", "MarioShaped", {"learning_rate": 1e-3, "policy": "CnnPolicy", "callback": [], "n_timesteps": 10})
 
@@ -83,7 +85,19 @@ def test_mistyped_hyperparameter_is_named() -> None:
 @pytest.mark.slow
 def test_mistyped_hyperparameter_stops_rl_zoo_before_training(tmp_path) -> None:
     with pytest.raises(AssertionError, match="'exploraton_fraction': did you mean \\['exploration_fraction'"):
-        zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "100", "-f", str(tmp_path), *SMALL, "exploraton_fraction:0.2")
+        zoo(
+            "train",
+            "--algo",
+            "dqn",
+            "--env",
+            "MarioShaped",
+            "-n",
+            "100",
+            "-f",
+            str(tmp_path),
+            *SMALL,
+            "exploraton_fraction:0.2",
+        )
     assert not (tmp_path / "dqn").exists() or not any((tmp_path / "dqn").rglob("*.zip"))
 
 
@@ -100,15 +114,30 @@ def test_seeded_runs_are_identical() -> None:
     """Same seed on CPU: the same first 1,000 transitions and the same weights after 300 updates."""
     runs = []
     for _ in range(2):
-        model = DQN("DuelingCnnPolicy", gym.make("MarioShaped"), buffer_size=2000, learning_starts=700, batch_size=16,
-                    train_freq=1, seed=42, device="cpu")
+        model = DQN(
+            "DuelingCnnPolicy",
+            gym.make("MarioShaped"),
+            buffer_size=2000,
+            learning_starts=700,
+            batch_size=16,
+            train_freq=1,
+            seed=42,
+            device="cpu",
+        )
         model.learn(1000)
         assert model._n_updates == 300
         buffer = model.replay_buffer
-        runs.append((buffer.observations[:1000].copy(), buffer.actions[:1000].copy(), buffer.rewards[:1000].copy(),
-                     buffer.dones[:1000].copy(), {k: v.clone() for k, v in model.policy.state_dict().items()}))
+        runs.append(
+            (
+                buffer.observations[:1000].copy(),
+                buffer.actions[:1000].copy(),
+                buffer.rewards[:1000].copy(),
+                buffer.dones[:1000].copy(),
+                {k: v.clone() for k, v in model.policy.state_dict().items()},
+            )
+        )
     first, second = runs
-    for a, b in zip(first[:4], second[:4]):
+    for a, b in zip(first[:4], second[:4], strict=True):
         np.testing.assert_array_equal(a, b)
     assert len(np.unique(first[1])) == 7  # the transitions are varied, not one action repeated
     for key in first[4]:

@@ -2,19 +2,27 @@
 
 import gymnasium as gym
 import pytest
+from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
-from test_callbacks import EpsilonRecorder
 
 
 @pytest.mark.slow
 def test_dueling_dqn_on_mario_boosts_and_logs(tmp_path) -> None:
     env = gym.make("MarioShaped")
     model = DQN(
-        "DuelingCnnPolicy", env, buffer_size=1000, learning_starts=100, batch_size=16, train_freq=4,
-        exploration_fraction=0.05, exploration_final_eps=0.1, tensorboard_log=str(tmp_path), seed=0,
+        "DuelingCnnPolicy",
+        env,
+        buffer_size=1000,
+        learning_starts=100,
+        batch_size=16,
+        train_freq=4,
+        exploration_fraction=0.05,
+        exploration_final_eps=0.1,
+        tensorboard_log=str(tmp_path),
+        seed=0,
     )
     adaptive, stats, recorder = AdaptiveEpsilonCallback(), MarioEpisodeStatsCallback(), EpsilonRecorder()
     model.learn(400, callback=[adaptive, stats, recorder], log_interval=1)
@@ -31,9 +39,17 @@ def test_dueling_dqn_on_mario_boosts_and_logs(tmp_path) -> None:
     events = EventAccumulator(str(next(tmp_path.glob("DQN_*")))).Reload()
     tags = set(events.Tags()["scalars"])
     for tag in (
-        "rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/exploration_rate", "train/loss",
-        "time/fps", "mario/gmax_x", "mario/ep_max_x_mean", "mario/ep_max_x_max",
-        "mario/flag_rate", "mario/death_rate", "mario/stall_rate",
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "rollout/exploration_rate",
+        "train/loss",
+        "time/fps",
+        "mario/gmax_x",
+        "mario/ep_max_x_mean",
+        "mario/ep_max_x_max",
+        "mario/flag_rate",
+        "mario/death_rate",
+        "mario/stall_rate",
     ):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
     assert events.Scalars("mario/gmax_x")[-1].value == 40.0

@@ -10,21 +10,43 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import FixedTrial, TrialState, create_trial
-from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
-
-import custom_envs  # noqa: F401  (installs the sampler, as rl-zoo3's commands do)
 from postgres_server import postgres_bin_dir, postgres_server
-from sb3_mario import tuning
-from test_zoo import REPO, zoo
+from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+from zoo_runner import REPO, zoo
+
+from sb3_mario import tuning, tuning_results
 
 MARIO_PARAMS = dict(
-    learning_rate=1e-4, gamma=0.97, batch_size=64, buffer_size=50_000, target_update_interval=5_000, train_freq=4,
-    exploration_fraction=0.2, exploration_final_eps=0.05, boost_epsilon=0.4, boost_decay=0.998, head_width=128,
+    learning_rate=1e-4,
+    gamma=0.97,
+    batch_size=64,
+    buffer_size=50_000,
+    target_update_interval=5_000,
+    train_freq=4,
+    exploration_fraction=0.2,
+    exploration_final_eps=0.05,
+    boost_epsilon=0.4,
+    boost_decay=0.998,
+    head_width=128,
     batch_norm=False,
 )
 # A tiny budget: 150 steps, one evaluation of one episode, no gradient step (learning_starts is 5000).
-SWEEP = ["--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "-optimize",
-         "-n", "150", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
+SWEEP = [
+    "--algo",
+    "dqn",
+    "--env",
+    "MarioShaped",
+    "--conf-file",
+    "hyperparams/dqn_cpu.yml",
+    "-optimize",
+    "-n",
+    "150",
+    "--n-evaluations",
+    "1",
+    "--eval-episodes",
+    "1",
+    "--no-optim-plots",
+]
 
 
 def test_mario_sampler_keeps_the_dueling_policy_options() -> None:
@@ -63,10 +85,15 @@ def test_other_envs_keep_the_stock_sampler_and_converter() -> None:
 
 def test_best_entry_lays_the_trial_over_the_base_entry() -> None:
     study = optuna.create_study(direction="maximize")
-    study.add_trial(create_trial(value=1.0, params=MARIO_PARAMS, distributions={
-        key: optuna.distributions.CategoricalDistribution([value]) for key, value in MARIO_PARAMS.items()}))
+    study.add_trial(
+        create_trial(
+            value=1.0,
+            params=MARIO_PARAMS,
+            distributions={key: optuna.distributions.CategoricalDistribution([value]) for key, value in MARIO_PARAMS.items()},
+        )
+    )
     base = yaml.safe_load((REPO / "hyperparams" / "dqn.yml").read_text())["MarioShaped"]
-    entry = tuning.best_entry(study, base)
+    entry = tuning_results.best_entry(study, base)
     assert entry["policy"] == base["policy"] and entry["n_timesteps"] == base["n_timesteps"]
     assert entry["learning_rate"] == 1e-4 and entry["train_freq"] == 4
     adaptive = entry["callback"][0][tuning.ADAPTIVE_EPSILON]
@@ -80,12 +107,23 @@ def test_ddqn_sweep_samples_prioritized_replay_and_writes_a_ddqn_entry(tmp_path)
     sweep[sweep.index("dqn")] = "ddqn"
     zoo("train", *sweep, "--n-trials", "2", "-f", str(tmp_path / "logs"))
     journal = tmp_path / "logs" / "optuna" / "MarioShaped_ddqn.log"
-    study = optuna.load_study(study_name="MarioShaped_ddqn", storage=tuning.open_storage(str(journal)))
+    study = optuna.load_study(study_name="MarioShaped_ddqn", storage=tuning_results.open_storage(str(journal)))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert all(tuning.sweep_algo(t.params) == "ddqn" for t in study.trials)
     tuned = tmp_path / "ddqn_tuned.yml"
-    args = ["--storage", str(journal), "--study-name", "MarioShaped_ddqn", "--base", "hyperparams/ddqn.yml", "--write", str(tuned)]
-    result = subprocess.run([sys.executable, "-m", "sb3_mario.tuning", *args], cwd=REPO, capture_output=True, text=True)
+    args = [
+        "--storage",
+        str(journal),
+        "--study-name",
+        "MarioShaped_ddqn",
+        "--base",
+        "hyperparams/ddqn.yml",
+        "--write",
+        str(tuned),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_mario.tuning_results", *args], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert f"python -m rl_zoo3.train --algo ddqn --env MarioShaped --conf-file {tuned}" in result.stdout
     entry = yaml.safe_load(tuned.read_text().split("\n", 1)[1])["MarioShaped"]
@@ -98,17 +136,37 @@ def test_sweep_embedded_store_trial_id_and_results(tmp_path) -> None:
     out = zoo("train", *SWEEP, "--n-trials", "2", "-f", str(logs))
     journal = logs / "optuna" / "MarioShaped_dqn.log"
     assert f"stored in {journal}" in out
-    study = optuna.load_study(study_name="MarioShaped_dqn", storage=tuning.open_storage(str(journal)))
+    study = optuna.load_study(study_name="MarioShaped_dqn", storage=tuning_results.open_storage(str(journal)))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert all(t.intermediate_values for t in study.trials)  # the evaluation was reported to Optuna
     assert all(tuning.is_mario_params(t.params) for t in study.trials)
 
     # Reload trial 1's parameters into a normal training run.
-    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "-n", "100",
-              "-f", str(tmp_path / "retrain"), "--eval-freq", "-1", "--storage", str(journal),
-              "--study-name", "MarioShaped_dqn", "--trial-id", "1")
+    out = zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "--conf-file",
+        "hyperparams/dqn_cpu.yml",
+        "-n",
+        "100",
+        "-f",
+        str(tmp_path / "retrain"),
+        "--eval-freq",
+        "-1",
+        "--storage",
+        str(journal),
+        "--study-name",
+        "MarioShaped_dqn",
+        "--trial-id",
+        "1",
+    )
     assert "Loading from Optuna study..." in out
-    config = dict(yaml.unsafe_load((tmp_path / "retrain" / "dqn" / "MarioShaped_1" / "MarioShaped" / "config.yml").read_text()))
+    config = dict(
+        yaml.unsafe_load((tmp_path / "retrain" / "dqn" / "MarioShaped_1" / "MarioShaped" / "config.yml").read_text())
+    )
     trial = study.trials[1]
     assert config["learning_rate"] == trial.params["learning_rate"]
     assert config["callback"][0][tuning.ADAPTIVE_EPSILON]["boost_epsilon"] == trial.params["boost_epsilon"]
@@ -116,16 +174,22 @@ def test_sweep_embedded_store_trial_id_and_results(tmp_path) -> None:
     # Results: table, a ready-to-use entry (never overwriting), plots.
     tuned = tmp_path / "dqn_tuned.yml"
     args = ["--storage", str(journal), "--study-name", "MarioShaped_dqn", "--write", str(tuned), "--plots", str(tmp_path)]
-    result = subprocess.run([sys.executable, "-m", "sb3_mario.tuning", *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_mario.tuning_results", *args], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "study MarioShaped_dqn: 2 trials complete 2" in result.stdout
     entry = yaml.safe_load(tuned.read_text())["MarioShaped"]
     assert entry["learning_rate"] == study.best_trial.params["learning_rate"]
     assert (tmp_path / "MarioShaped_dqn_history.png").stat().st_size > 10_000
-    again = subprocess.run([sys.executable, "-m", "sb3_mario.tuning", *args], cwd=REPO, capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-m", "sb3_mario.tuning_results", *args], cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 2 and "exists; choose another --write path" in again.stderr
-    missing = subprocess.run([sys.executable, "-m", "sb3_mario.tuning", "--storage", str(journal), "--study-name", "nope"],
-                             cwd=REPO, capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "sb3_mario.tuning_results", "--storage", str(journal), "--study-name", "nope"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert "no study 'nope'" in missing.stderr and "MarioShaped_dqn" in missing.stderr
 
 
@@ -140,15 +204,27 @@ def test_median_pruner_stops_a_worse_trial(tmp_path) -> None:
     study.add_trial(create_trial(value=1e9, params={}, distributions={}, intermediate_values={1: 1e9}))
     # The same command as a first sweep: it resumes the stored study by name.
     zoo("train", *SWEEP, "--n-trials", "1", "-f", str(logs), "--n-startup-trials", "1", "--pruner", "median")
-    trials = optuna.load_study(study_name="MarioShaped_dqn", storage=tuning.open_storage(journal)).trials
+    trials = optuna.load_study(study_name="MarioShaped_dqn", storage=tuning_results.open_storage(journal)).trials
     assert len(trials) == 2 and trials[1].state == TrialState.PRUNED
     assert list(trials[1].intermediate_values) == [1]
 
 
 def start_worker(url: str, study: str, n_trials: int, log_folder) -> subprocess.Popen:
     env = {**os.environ, tuning.HEARTBEAT_ENV_VAR: "1"}
-    command = [sys.executable, "-m", "rl_zoo3.train", *SWEEP, "--n-trials", str(n_trials), "-f", str(log_folder),
-               "--storage", url, "--study-name", study]
+    command = [
+        sys.executable,
+        "-m",
+        "rl_zoo3.train",
+        *SWEEP,
+        "--n-trials",
+        str(n_trials),
+        "-f",
+        str(log_folder),
+        "--storage",
+        url,
+        "--study-name",
+        study,
+    ]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,12 +1,11 @@
-"""MarioShaped under SB3's vectorised envs: subprocess workers, pinned workers, identical results, rl-zoo3 --vec-env subproc."""
+"""MarioShaped under SB3's vectorised envs: subprocess and pinned workers, identical results, rl-zoo3 --vec-env subproc."""
 
 import os
 import subprocess
 import sys
 
 import pytest
-
-from test_zoo import SMALL, zoo
+from zoo_runner import SMALL, zoo
 
 from sb3_mario.vec_env import worker_cores
 
@@ -56,8 +55,26 @@ def test_subproc_and_pinned_workers_know_mario_shaped_and_match_dummy(tmp_path) 
 
 @pytest.mark.slow
 def test_zoo_trains_with_subprocess_envs(tmp_path) -> None:
-    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", "hyperparams/dqn_cpu.yml", "-n", "400",
-              "-f", str(tmp_path), "--eval-freq", "-1", "--vec-env", "subproc", *SMALL, "n_envs:2", "train_freq:2")
+    out = zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "--conf-file",
+        "hyperparams/dqn_cpu.yml",
+        "-n",
+        "400",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "-1",
+        "--vec-env",
+        "subproc",
+        *SMALL,
+        "n_envs:2",
+        "train_freq:2",
+    )
     assert "Using 2 environments" in out
     assert (tmp_path / "dqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()
     monitors = sorted((tmp_path / "dqn" / "MarioShaped_1").glob("*.monitor.csv"))

@@ -1,36 +1,17 @@
 """rl-zoo3 launches sb3-mario: the no-flag command, the explicit form, continue, enjoy, record_video, qrdqn."""
 
 import argparse
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import custom_envs  # noqa: F401,I001  (rl-zoo3's hook, imported first as rl-zoo3's commands do)
 import pytest
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from zoo_runner import REPO, SMALL, zoo
 
 from sb3_mario.policies import DuelingCnnPolicy
 from sb3_mario.vec_env import PinnedSubprocVecEnv
 from sb3_mario.zoo import project_config, project_hyperparams_dir
-
-REPO = Path(__file__).resolve().parent.parent
-# A small replay buffer and no gradient step before step 150 keep these runs to seconds.
-SMALL = ["-params", "buffer_size:2000", "learning_starts:150", "batch_size:16"]
-# Running rl-zoo3 with `custom_envs` blocked shows the explicit flags work on their own.
-WITHOUT_HOOK = "import sys, runpy; sys.modules['custom_envs'] = None; runpy.run_module('{module}', run_name='__main__')"
-
-
-def zoo(module: str, *args: str, hook: bool = True, cwd: Path = REPO) -> str:
-    """Run ``python -m rl_zoo3.<module> args``; return its output, failing the test on a non-zero exit."""
-    command = [sys.executable, "-m", f"rl_zoo3.{module}"] if hook else [sys.executable, "-c", WITHOUT_HOOK.format(module=f"rl_zoo3.{module}")]
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    result = subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, f"rl_zoo3.{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result.stdout + result.stderr
 
 
 def test_project_config_only_for_envs_it_has() -> None:
@@ -67,12 +48,49 @@ def test_experiment_manager_pins_mario_workers(tmp_path, env_id: str, vec_env: s
     assert manager.vec_env_class is expected
 
 
+@pytest.mark.parametrize(
+    "command_line, expected",
+    [
+        ({}, {"actions": "right_only"}),  # the entry's own
+        ({"level": "1-2"}, {"actions": "right_only", "level": "1-2"}),  # merged, not replaced
+        ({"actions": "simple"}, {"actions": "simple"}),  # the command line's key wins
+    ],
+)
+def test_entry_env_kwargs_reach_every_env_and_args_yml(tmp_path, command_line: dict, expected: dict) -> None:
+    # hyperparams/ddqn.yml has env_kwargs: {actions: right_only}
+    args = argparse.Namespace(env_kwargs=dict(command_line) or None)
+    manager = ExperimentManager(args, "ddqn", "MarioShaped", str(tmp_path), env_kwargs=dict(command_line))
+    hyperparams, saved_hyperparams = manager.read_hyperparameters()
+    assert hyperparams["env_kwargs"] == saved_hyperparams["env_kwargs"] == expected
+    # The evaluation env and args.yml (which record_video reads) get the same, not only the training envs.
+    assert manager.eval_env_kwargs == expected and manager.args.env_kwargs == expected
+
+
 @pytest.mark.slow
 def test_train_continue_enjoy_and_record(tmp_path) -> None:
     logs = tmp_path / "logs"
     # The README's command, as typed (plus a short budget and a temporary log folder).
-    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "300", "-f", str(logs), "--seed", "1",
-              "--eval-freq", "-1", "--save-freq", "200", "-tb", str(tmp_path / "tb"), "--progress", *SMALL)
+    out = zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "-n",
+        "300",
+        "-f",
+        str(logs),
+        "--seed",
+        "1",
+        "--eval-freq",
+        "-1",
+        "--save-freq",
+        "200",
+        "-tb",
+        str(tmp_path / "tb"),
+        "--progress",
+        *SMALL,
+    )
     assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'dqn.yml'}" in out
     run = logs / "dqn" / "MarioShaped_1"
     config = dict(yaml.unsafe_load((run / "MarioShaped" / "config.yml").read_text()))
@@ -84,8 +102,22 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
     assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # the boost schedule was restored
 
     # Continue training from the saved zip.
-    zoo("train", "--algo", "dqn", "--env", "MarioShaped", "-n", "200", "-f", str(logs), "--eval-freq", "-1",
-        "-i", str(run / "MarioShaped.zip"), *SMALL)
+    zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "-n",
+        "200",
+        "-f",
+        str(logs),
+        "--eval-freq",
+        "-1",
+        "-i",
+        str(run / "MarioShaped.zip"),
+        *SMALL,
+    )
     # sb3-mario keeps counting: 300 steps, then 200 more.
     assert DQN.load(logs / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps == 500
 
@@ -94,7 +126,21 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
     assert "Episode Length" in out and "Mean reward:" in out
 
     videos = tmp_path / "videos"
-    zoo("record_video", "--algo", "dqn", "--env", "MarioShaped", "-f", str(logs), "--exp-id", "1", "-n", "60", "-o", str(videos))
+    zoo(
+        "record_video",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "-f",
+        str(logs),
+        "--exp-id",
+        "1",
+        "-n",
+        "60",
+        "-o",
+        str(videos),
+    )
     mp4s = list(videos.glob("*.mp4"))
     assert len(mp4s) == 1 and mp4s[0].stat().st_size > 10_000
 
@@ -102,9 +148,29 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
 @pytest.mark.slow
 def test_explicit_flags_without_the_hook(tmp_path) -> None:
     logs = tmp_path / "logs"
-    out = zoo("train", "--algo", "dqn", "--env", "MarioShaped", "--gym-packages", "sb3_mario",
-              "--conf-file", "hyperparams/dqn.yml", "-n", "200", "-f", str(logs), "--env-kwargs", "level:'2-2'",
-              "--eval-freq", "100", "--eval-episodes", "1", *SMALL, hook=False)
+    out = zoo(
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "--gym-packages",
+        "sb3_mario",
+        "--conf-file",
+        "hyperparams/dqn.yml",
+        "-n",
+        "200",
+        "-f",
+        str(logs),
+        "--env-kwargs",
+        "level:'2-2'",
+        "--eval-freq",
+        "100",
+        "--eval-episodes",
+        "1",
+        *SMALL,
+        hook=False,
+    )
     assert "Loading hyperparameters from: hyperparams/dqn.yml" in out
     run = logs / "dqn" / "MarioShaped_1"
     args = yaml.unsafe_load((run / "MarioShaped" / "args.yml").read_text())
@@ -116,6 +182,8 @@ def test_explicit_flags_without_the_hook(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_qrdqn_entry(tmp_path) -> None:
-    out = zoo("train", "--algo", "qrdqn", "--env", "MarioShaped", "-n", "200", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
+    out = zoo(
+        "train", "--algo", "qrdqn", "--env", "MarioShaped", "-n", "200", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL
+    )
     assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'qrdqn.yml'}" in out
     assert (tmp_path / "qrdqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()

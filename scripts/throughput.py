@@ -1,7 +1,9 @@
 """
-Throughput measurements: NES frames per second of ``MarioShaped`` against the bare emulator.
+Benchmark harness of ``scripts/`` (not part of the installed package): NES frames per second of
+``MarioShaped`` against the bare emulator, and rl-zoo3 training runs timed in a subprocess.
 
-Used by ``scripts/bench_env.py``. Every figure is a ratio between runs made in the same process,
+Used by ``scripts/bench_env.py`` and ``scripts/bench_training.py``. Every figure is a ratio between runs
+made in the same process,
 interleaved and repeated, because this machine's absolute speed drifts from minute to minute.
 """
 
@@ -18,6 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from sb3_mario.env import ACTION_SETS
+from sb3_mario.reward import DEFAULT_FRAME_SKIP
 from sb3_mario.vec_env import PinnedSubprocVecEnv
 
 
@@ -71,17 +74,17 @@ def notebook_pipeline_fps(n_frames: int, seed: int = 0) -> float:
     NES frames/s of the notebook's per-frame pipeline: the stock ``step`` and an antialiased PIL
     resize on every frame (a reference point; it needs Pillow).
 
-    :param n_frames: Frames to play, with random SIMPLE_MOVEMENT actions held for 4 frames.
+    :param n_frames: Frames to play, with random SIMPLE_MOVEMENT actions held for the default frame skip.
     :param seed: Seed of the random actions.
     """
     from PIL import Image
 
     env = JoypadSpace(SuperMarioBrosEnv(target=(1, 1)), ACTION_SETS["simple"])
-    actions = np.random.default_rng(seed).integers(0, env.action_space.n, size=n_frames // 4 + 1)
+    actions = np.random.default_rng(seed).integers(0, env.action_space.n, size=n_frames // DEFAULT_FRAME_SKIP + 1)
     env.reset()
     start = time.perf_counter()
     for frame in range(n_frames):
-        screen, _, terminated, _, _ = env.step(int(actions[frame // 4]))
+        screen, _, terminated, _, _ = env.step(int(actions[frame // DEFAULT_FRAME_SKIP]))
         Image.fromarray(screen).convert("L").resize((96, 96), Image.BILINEAR)
         if terminated:
             env.reset()
@@ -93,7 +96,7 @@ def notebook_pipeline_fps(n_frames: int, seed: int = 0) -> float:
 def vec_env_seconds(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, seed: int = 0) -> float:
     """
     Seconds that ``n_steps`` vectorised steps of ``n_envs`` ``MarioShaped`` envs take, with random
-    actions, after a 20-step warm-up (each step plays ``n_envs`` agent steps of 4 NES frames).
+    actions, after a 20-step warm-up (each step plays ``n_envs`` agent steps of the default frame skip).
 
     :param n_envs: Number of envs.
     :param vec_env_cls: ``DummyVecEnv`` (one process), ``SubprocVecEnv`` or ``PinnedSubprocVecEnv``
@@ -115,7 +118,9 @@ def vec_env_seconds(n_envs: int, vec_env_cls: type[VecEnv], n_steps: int, seed: 
 
 
 VEC_ENV_CLASSES: dict[str, type[VecEnv]] = {
-    "dummy": DummyVecEnv, "subproc": SubprocVecEnv, "pinned": PinnedSubprocVecEnv,
+    "dummy": DummyVecEnv,
+    "subproc": SubprocVecEnv,
+    "pinned": PinnedSubprocVecEnv,
 }
 
 
@@ -140,9 +145,30 @@ def zoo_training_fps(
     :param overrides: More ``-params`` overrides, e.g. ``("n_envs:2", "train_freq:2")``.
     """
     command = [
-        sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "MarioShaped", "--conf-file", conf_file,
-        "-n", str(n_timesteps), "-f", log_folder, "--eval-freq", "-1", "--log-interval", "1",
-        "--vec-env", vec_env, "--num-threads", str(num_threads), "-params", "learning_starts:200", *overrides,
+        sys.executable,
+        "-m",
+        "rl_zoo3.train",
+        "--algo",
+        "dqn",
+        "--env",
+        "MarioShaped",
+        "--conf-file",
+        conf_file,
+        "-n",
+        str(n_timesteps),
+        "-f",
+        log_folder,
+        "--eval-freq",
+        "-1",
+        "--log-interval",
+        "1",
+        "--vec-env",
+        vec_env,
+        "--num-threads",
+        str(num_threads),
+        "-params",
+        "learning_starts:200",
+        *overrides,
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     fps_values = re.findall(r"\|\s+fps\s+\|\s+(\d+)\s+\|", output)

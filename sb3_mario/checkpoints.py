@@ -1,0 +1,110 @@
+"""
+Callbacks that keep a run's work safe: checkpoints written atomically (a killed run's newest one
+always loads), the replay buffer saved beside them, and a clean stop on the first Ctrl-C.
+"""
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+
+
+def save_atomically(save: Callable[[Path], None], path: Path) -> None:
+    """
+    Write a file through a temporary name: a run killed mid-write keeps the previous complete file
+    (or none), never a truncated one under the final name.
+
+    :param save: Writes its argument (e.g. ``model.save``).
+    :param path: Final file name (with its suffix).
+    """
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    save(partial)
+    os.replace(partial, path)
+
+
+class AtomicCheckpointCallback(CheckpointCallback):
+    """
+    SB3's ``CheckpointCallback``, writing each checkpoint atomically (see :func:`save_atomically`),
+    so that the newest ``rl_model_*_steps.zip`` of a killed run always loads. Same arguments, same
+    files: the model, and when asked for, the replay buffer and the ``VecNormalize`` statistics.
+    """
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            replay_buffer = getattr(self.model, "replay_buffer", None)
+            vec_normalize = self.model.get_vec_normalize_env()
+            files = [(self.model.save, self._checkpoint_path(extension="zip"))]
+            if self.save_replay_buffer and replay_buffer is not None:
+                files.append((self.model.save_replay_buffer, self._checkpoint_path("replay_buffer_", extension="pkl")))
+            if self.save_vecnormalize and vec_normalize is not None:
+                files.append((vec_normalize.save, self._checkpoint_path("vecnormalize_", extension="pkl")))
+            for save, path in files:
+                save_atomically(save, Path(path))
+                if self.verbose >= 2:
+                    print(f"Saving checkpoint to {path}")
+        return True
+
+
+class ReplayBufferCheckpointCallback(BaseCallback):
+    """
+    Save the replay buffer every ``save_freq`` calls, atomically, as one file that each save replaces.
+
+    rl-zoo3's ``--save-replay-buffer`` only saves at the end of training, so a run killed with
+    SIGKILL would lose it; sb3-mario's rl-zoo3 hook adds this callback beside rl-zoo3's
+    checkpoints. rl-zoo3's ``-i`` loads ``replay_buffer.pkl`` from the folder of the model it
+    continues from, which is where this callback writes.
+
+    :param save_freq: Calls (vectorised steps) between saves.
+    :param path: File to write, e.g. ``logs/dqn/MarioShaped_1/replay_buffer.pkl``.
+    :param verbose: Verbosity level: 1 prints each save.
+    """
+
+    def __init__(self, save_freq: int, path: str | Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.save_freq = save_freq
+        self.path = Path(path)
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            save_atomically(self.model.save_replay_buffer, self.path)
+            if self.verbose >= 1:
+                print(f"Saved the replay buffer ({self.model.num_timesteps} steps) to {self.path}")
+        return True
+
+
+class GracefulInterruptCallback(BaseCallback):
+    """
+    Turn the first Ctrl-C (SIGINT) into a clean stop at the end of the current env step.
+
+    A plain ``KeyboardInterrupt`` can land in the middle of a checkpoint being written and crash the
+    run with a half-written file and no final model. With this callback the first Ctrl-C only asks
+    training to stop; ``learn`` returns normally and rl-zoo3 saves the model (and the replay buffer
+    with ``--save-replay-buffer``). A second Ctrl-C interrupts at once, as usual.
+
+    :param verbose: Verbosity level: 1 says when the stop was requested.
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.interrupted = False
+        self._previous_handler = None
+
+    def _on_training_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame) -> None:
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self._previous_handler)
+        if self.verbose >= 1:
+            print("\nCtrl-C: stopping after this step (press it again to stop at once)")
+
+    def _on_step(self) -> bool:
+        return not self.interrupted
+
+    def _on_training_end(self) -> None:
+        if self._previous_handler is not None and not self.interrupted:
+            signal.signal(signal.SIGINT, self._previous_handler)
