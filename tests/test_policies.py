@@ -29,7 +29,11 @@ def test_notebook_architecture() -> None:
     q_net = policy.q_net
     assert isinstance(q_net, DuelingQNetwork) and isinstance(q_net.features_extractor, MarioCNN)
     convs = [m for m in q_net.features_extractor.cnn if isinstance(m, th.nn.Conv2d)]
-    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(32, (8, 8), (4, 4)), (64, (4, 4), (2, 2)), (64, (3, 3), (1, 1))]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (8, 8), (4, 4)),
+        (64, (4, 4), (2, 2)),
+        (64, (3, 3), (1, 1)),
+    ]
     assert sum(isinstance(m, th.nn.BatchNorm2d) for m in q_net.features_extractor.cnn) == 3
     assert q_net.features_dim == 64 * 8 * 8  # 96 -> 23 -> 10 -> 8
     linear_shapes = lambda net: [(m.in_features, m.out_features) for m in net if isinstance(m, th.nn.Linear)]  # noqa: E731
@@ -122,3 +126,40 @@ np.save({str(tmp_path / "actions.npy")!r}, model.predict(obs, deterministic=True
     np.testing.assert_array_equal(np.load(tmp_path / "q.npy"), expected_q)
     np.testing.assert_array_equal(np.load(tmp_path / "actions.npy"), expected_actions)
     env.close()
+
+
+def test_bf16_precision_runs_under_autocast_and_returns_float32() -> None:
+    fp32 = make_policy(features_extractor_kwargs=dict(batch_norm=False))
+    bf16 = make_policy(features_extractor_kwargs=dict(batch_norm=False), precision="bf16")
+    bf16.load_state_dict(fp32.state_dict())
+    obs = random_obs(8)
+    with th.no_grad():
+        q_fp32, q_bf16 = fp32.q_net(obs.float()), bf16.q_net(obs.float())
+        target_bf16 = bf16.q_net_target(obs.float())
+    assert q_bf16.dtype == target_bf16.dtype == th.float32  # SB3's loss sees float32 Q-values
+    assert bf16.q_net.precision == bf16.q_net_target.precision == "bf16"
+    # Same weights: close, but not equal (the forward pass really ran in bfloat16).
+    assert not th.equal(q_fp32, q_bf16)
+    th.testing.assert_close(q_bf16, q_fp32, rtol=0.05, atol=0.02)
+    # Gradients reach the float32 weights.
+    bf16.q_net(obs.float()).sum().backward()
+    weight = bf16.q_net.features_extractor.cnn[0].weight
+    assert weight.dtype == weight.grad.dtype == th.float32 and weight.grad.abs().sum() > 0
+
+
+def test_bf16_precision_survives_save_and_load(tmp_path) -> None:
+    env = gym.make("MarioShaped", actions="right_only")
+    kwargs = dict(features_extractor_kwargs=dict(batch_norm=False), precision="bf16")
+    model = DQN("DuelingCnnPolicy", env, policy_kwargs=kwargs, buffer_size=200, learning_starts=50, batch_size=8, seed=0)
+    model.learn(80)
+    assert model._n_updates > 0
+    model.save(tmp_path / "model.zip")
+    loaded = DQN.load(tmp_path / "model.zip")
+    assert loaded.policy.q_net.precision == "bf16"
+    obs = random_obs(4).numpy()
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_bad_precision_is_named() -> None:
+    with pytest.raises(ValueError, match=r"precision='fp16' is not valid; valid choices: fp32, bf16"):
+        make_policy(precision="fp16")
