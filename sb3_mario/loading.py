@@ -176,11 +176,14 @@ def resolve_model_path(path: str | Path, best: bool = False) -> tuple[Path, Path
 
     :param path: Zip file or run folder.
     :param best: In a run folder, take ``best_model.zip`` (saved by the evaluation callback).
-    :return: The zip and, for a run folder, its params folder (with config.yml / args.yml).
+    :return: The zip and, for a run folder or a zip inside one, its params folder (with config.yml / args.yml).
     """
     path = Path(path)
     if path.is_file():
-        return path, None
+        # A checkpoint inside an rl-zoo3 run folder (rl_model_10000_steps.zip): the run's settings
+        # (its action set...) are in the params folder beside it.
+        params_dirs = [folder for folder in path.parent.glob("*/") if (folder / "config.yml").is_file()]
+        return path, params_dirs[0] if len(params_dirs) == 1 else None
     if not path.is_dir():
         raise FileNotFoundError(f"no model at {str(path)!r}: expected an SB3 .zip file or an rl-zoo3 run folder")
     env_name = path.name.rsplit("_", 1)[0]

@@ -92,6 +92,18 @@ def test_a_stalled_episode_is_not_a_death() -> None:
     assert (summary["stall_rate"], summary["death_rate"]) == (1.0, 0.0)
 
 
+def test_a_checkpoint_in_a_run_folder_gets_the_runs_settings(tmp_path) -> None:
+    run = tmp_path / "ddqn" / "MarioShaped_1"
+    (run / "MarioShaped").mkdir(parents=True)
+    env = gym.make("MarioShaped", actions="right_only")
+    DQN("DuelingCnnPolicy", env, buffer_size=100, seed=0).save(run / "rl_model_10000_steps.zip")
+    (run / "MarioShaped" / "config.yml").write_text(yaml.dump(OrderedDict([("env_kwargs", {"actions": "right_only"})])))
+    agent = load_agent(run / "rl_model_10000_steps.zip")
+    assert agent.env_kwargs == {"actions": "right_only"} and agent.n_actions == 5
+    report = evaluate.evaluate(agent, ["1-1"], 1, epsilon=0.0, progress_bar=False)  # plays with the run's 5 actions
+    assert report["env_kwargs"] == {"actions": "right_only"}
+
+
 def test_greedy_untrained_agent_is_deterministic(run_dir) -> None:
     agent = load_agent(run_dir)
     first = evaluate.evaluate(agent, ["1-1"], 2, epsilon=0.0, progress_bar=False)
