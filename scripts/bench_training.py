@@ -3,6 +3,9 @@ Training throughput of the rl-zoo3 entries: env steps/s and gradient steps/s, on
 
     python scripts/bench_training.py                    # notebook entry and CPU entry, 1 env
     python scripts/bench_training.py --scaling          # CPU entry with n_envs 1/2/4 and 1/2 torch threads
+    python scripts/bench_training.py --precision --baseline /tmp/sb3-mario-9eeb578
+        # each entry with fp32 and bf16 forward passes, and with the code of another checkout
+        # (e.g. `git worktree add /tmp/sb3-mario-9eeb578 9eeb578`), interleaved, with ratios
 
 With n envs, ``train_freq`` is divided by n so that every configuration does the same number of
 gradient steps per transition (SB3 counts ``train_freq`` in vectorised steps).
@@ -17,36 +20,85 @@ import torch as th
 import yaml
 from throughput import zoo_training_fps
 
+# Entry -> (algorithm, env steps per measurement: the notebook entry trains at a sixth of the others' speed).
+ENTRIES = {
+    "hyperparams/dqn.yml": ("dqn", 500),
+    "hyperparams/dqn_cpu.yml": ("dqn", 1500),
+    "hyperparams/ddqn.yml": ("ddqn", 1500),
+}
 
-def measure(conf: str, steps: int, n_envs: int = 1, vec_env: str = "dummy", num_threads: int = -1) -> None:
+
+def measure(
+    conf: str,
+    steps: int,
+    n_envs: int = 1,
+    vec_env: str = "dummy",
+    num_threads: int = -1,
+    algo: str = "dqn",
+    precision: str | None = None,
+    code: str | None = None,
+    quiet: bool = False,
+) -> float:
     with open(conf) as file:
         entry = yaml.safe_load(file)["MarioShaped"]
     train_freq = max(entry["train_freq"] // n_envs, 1)
     gradient_steps = entry.get("gradient_steps", 1) * max(n_envs // entry["train_freq"], 1)
-    overrides = (f"n_envs:{n_envs}", f"train_freq:{train_freq}", f"gradient_steps:{gradient_steps}")
+    overrides = [f"n_envs:{n_envs}", f"train_freq:{train_freq}", f"gradient_steps:{gradient_steps}"]
+    if precision is not None or code is not None:
+        # The entry's policy_kwargs with the precision replaced (removed for older code, which has none).
+        policy_kwargs = eval(entry.get("policy_kwargs", "dict()"))  # an entry's own string, as rl-zoo3 evals it
+        policy_kwargs.pop("precision", None)
+        if precision is not None:
+            policy_kwargs["precision"] = precision
+        overrides.append(f"policy_kwargs:{policy_kwargs!r}")
     with tempfile.TemporaryDirectory() as log_folder:
-        fps = zoo_training_fps(conf, steps, log_folder, vec_env, num_threads, overrides)
+        fps = zoo_training_fps(conf, steps, log_folder, vec_env, num_threads, tuple(overrides), algo, code)
     gradient_steps_per_transition = gradient_steps / (train_freq * n_envs)
-    threads = "default" if num_threads < 0 else num_threads
-    print(
-        f"{conf:26s} batch {entry['batch_size']:3d} n_envs {n_envs} {vec_env:7s} torch threads {threads:7}: "
-        f"{fps:6.1f} env steps/s, {fps * gradient_steps_per_transition:5.1f} gradient steps/s"
-    )
+    if not quiet:
+        threads = "default" if num_threads < 0 else num_threads
+        print(
+            f"{conf:26s} batch {entry['batch_size']:3d} n_envs {n_envs} {vec_env:7s} torch threads {threads:7}: "
+            f"{fps:6.1f} env steps/s, {fps * gradient_steps_per_transition:5.1f} gradient steps/s"
+        )
+    return fps
+
+
+def compare_precision(baseline: str | None, repeats: int) -> None:
+    """Each entry with fp32 and bf16 (and the baseline checkout's code), interleaved; mean env steps/s and ratios."""
+    variants = {"fp32": dict(precision="fp32"), "bf16": dict(precision="bf16")}
+    if baseline:
+        variants = {"baseline": dict(code=baseline), **variants}
+    for conf, (algo, steps) in ENTRIES.items():
+        if baseline and not os.path.isfile(os.path.join(baseline, conf)):
+            continue
+        fps = {name: [] for name in variants}
+        for _ in range(repeats):
+            for name, options in variants.items():
+                fps[name].append(measure(conf, steps, algo=algo, quiet=True, **options))
+        means = {name: sum(values) / len(values) for name, values in fps.items()}
+        reference = means["baseline" if baseline else "fp32"]
+        cells = ", ".join(f"{name} {mean:6.1f} ({mean / reference:.2f}x)" for name, mean in means.items())
+        print(f"{conf:26s} --algo {algo:4s}: env steps/s {cells}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1500, help="env steps per run (training starts after 200)")
     parser.add_argument("--scaling", action="store_true", help="CPU entry over n_envs and torch threads")
+    parser.add_argument("--precision", action="store_true", help="each entry with fp32 and bf16 forward passes")
+    parser.add_argument("--baseline", default=None, help="with --precision: also measure another checkout's code")
+    parser.add_argument("--repeats", type=int, default=2, help="with --precision: interleaved rounds")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {th.__version__} ({th.get_num_threads()} threads)")
-    if not args.scaling:
+    if args.precision:
+        compare_precision(args.baseline, args.repeats)
+    elif args.scaling:
+        for n_envs, vec_env in ((1, "dummy"), (2, "dummy"), (2, "subproc"), (4, "subproc")):
+            for num_threads in (1, 2):
+                measure("hyperparams/dqn_cpu.yml", args.steps, n_envs, vec_env, num_threads)
+    else:
         for conf in ("hyperparams/dqn.yml", "hyperparams/dqn_cpu.yml"):
             measure(conf, args.steps)
-        return
-    for n_envs, vec_env in ((1, "dummy"), (2, "dummy"), (2, "subproc"), (4, "subproc")):
-        for num_threads in (1, 2):
-            measure("hyperparams/dqn_cpu.yml", args.steps, n_envs, vec_env, num_threads)
 
 
 if __name__ == "__main__":

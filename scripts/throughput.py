@@ -7,6 +7,7 @@ made in the same process,
 interleaved and repeated, because this machine's absolute speed drifts from minute to minute.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -131,6 +132,8 @@ def zoo_training_fps(
     vec_env: str = "dummy",
     num_threads: int = -1,
     overrides: tuple[str, ...] = (),
+    algo: str = "dqn",
+    code: str | None = None,
 ) -> float:
     """
     Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file,
@@ -143,13 +146,16 @@ def zoo_training_fps(
     :param vec_env: ``"dummy"`` or ``"subproc"`` (``--vec-env``).
     :param num_threads: torch threads (``--num-threads``; -1: torch's default).
     :param overrides: More ``-params`` overrides, e.g. ``("n_envs:2", "train_freq:2")``.
+    :param algo: rl-zoo3 algorithm (``--algo``).
+    :param code: Another checkout of sb3-mario to train with (put first on ``PYTHONPATH``), e.g. an
+        older commit to compare against.
     """
     command = [
         sys.executable,
         "-m",
         "rl_zoo3.train",
         "--algo",
-        "dqn",
+        algo,
         "--env",
         "MarioShaped",
         "--conf-file",
@@ -170,7 +176,11 @@ def zoo_training_fps(
         "learning_starts:200",
         *overrides,
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    env = {**os.environ, "PYTHONPATH": code} if code else None
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"rl-zoo3 failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    output = result.stdout
     fps_values = re.findall(r"\|\s+fps\s+\|\s+(\d+)\s+\|", output)
     if not fps_values:
         raise RuntimeError(f"no fps in rl-zoo3's output:\n{output[-2000:]}")

@@ -187,3 +187,16 @@ def test_qrdqn_entry(tmp_path) -> None:
     )
     assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'qrdqn.yml'}" in out
     assert (tmp_path / "qrdqn" / "MarioShaped_1" / "MarioShaped.zip").is_file()
+
+
+def test_installing_the_hook_twice_wraps_once() -> None:
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
+
+    from sb3_mario.patching import is_patched
+    from sb3_mario.zoo import install
+
+    install()  # conftest imported custom_envs, which installed once already
+    patched = [getattr(ExperimentManager, name) for name in ("__init__", "read_hyperparameters", "learn", "create_callbacks")]
+    patched += [ExperimentManager.objective, ExperimentManager.hyperparameters_optimization, HYPERPARAMS_SAMPLER["dqn"]]
+    for function in patched:
+        assert is_patched(function) and not is_patched(function.__wrapped__), function.__qualname__
