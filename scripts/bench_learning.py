@@ -15,7 +15,7 @@ and epsilon against env steps).
 Evaluated per seed: the final model (or, for a run still going, its newest checkpoint) and the best
 one (rl-zoo3's evaluation callback's ``best_model.zip``), each over --episodes episodes of 1-1 with
 epsilon 0.05 and greedily; a random policy on the same seeds. The summary row per seed is the
-better of the two models at epsilon 0.05.
+better of the two models at epsilon 0.05; every episode (max_x, how it ended) is in results.json.
 """
 
 import argparse
@@ -117,7 +117,9 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
         for mode, epsilon in EVALUATION_MODES.items():
             report = evaluate(agent, ["1-1"], n_episodes, epsilon, seed=seed, progress_bar=False)
             print(f"\nseed {seed}, {name} model ({path}), {mode}:\n{format_table(report)}")
-            result["models"][name]["evaluations"][mode] = report["levels"]["1-1"]["agent"]["summary"]
+            agent_result = report["levels"]["1-1"]["agent"]
+            result["models"][name]["evaluations"][mode] = agent_result["summary"]
+            result["models"][name]["episodes"] = {**result["models"][name].get("episodes", {}), mode: agent_result["episodes"]}
     random_report = evaluate(None, ["1-1"], n_episodes, seed=seed, progress_bar=False)
     result["random"] = random_report["levels"]["1-1"]["random"]["summary"]
     return result
