@@ -14,7 +14,7 @@ and epsilon against env steps).
 
 Evaluated per seed: the final model (or, for a run still going, its newest checkpoint) and the best
 one (rl-zoo3's evaluation callback's ``best_model.zip``), each over --episodes episodes of 1-1 with
-epsilon 0.05 and greedily; a random policy on the same seeds. The summary row per seed is the
+epsilon 0.05 and greedily; a random policy (with the run's action set) on the same seeds. The summary row per seed is the
 better of the two models at epsilon 0.05; every episode (max_x, how it ended) is in results.json.
 """
 
@@ -111,8 +111,10 @@ def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, tuple[Path, int |
 def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict:
     """Evaluate the seed's models with each exploration mode, and a random policy on the same episodes."""
     result: dict = {"first_training_flag": first_training_flag(seed_dir, algo), "models": {}}
+    env_kwargs: dict = {}
     for name, (path, _) in models_to_evaluate(seed_dir, algo).items():
         agent = load_agent(path)
+        env_kwargs = agent.env_kwargs
         result["models"][name] = {"path": str(path), "evaluations": {}}
         for mode, epsilon in EVALUATION_MODES.items():
             report = evaluate(agent, ["1-1"], n_episodes, epsilon, seed=seed, progress_bar=False)
@@ -120,7 +122,8 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
             agent_result = report["levels"]["1-1"]["agent"]
             result["models"][name]["evaluations"][mode] = agent_result["summary"]
             result["models"][name]["episodes"] = {**result["models"][name].get("episodes", {}), mode: agent_result["episodes"]}
-    random_report = evaluate(None, ["1-1"], n_episodes, seed=seed, progress_bar=False)
+    # Random play with the run's own action set.
+    random_report = evaluate(None, ["1-1"], n_episodes, seed=seed, progress_bar=False, env_kwargs=env_kwargs)
     result["random"] = random_report["levels"]["1-1"]["random"]["summary"]
     return result
 

@@ -180,3 +180,13 @@ def test_model_that_does_not_fit_the_env(run_dir) -> None:
         ValueError, match=r"expects observations of shape \(4, 96, 96\) and 7 actions, but the env gives \(4, 84, 84\) and 7"
     ):
         agent.check_env(gym.make("MarioShaped", frame_size=84))
+
+
+@pytest.mark.slow
+def test_random_baseline_plays_the_given_action_set() -> None:
+    report = evaluate.evaluate(None, ["1-1"], 1, seed=0, progress_bar=False, env_kwargs={"actions": "right_only"})
+    assert report["env_kwargs"] == {"actions": "right_only"}
+    simple = evaluate.evaluate(None, ["1-1"], 1, seed=0, progress_bar=False)
+    assert simple["env_kwargs"] == {}
+    # Different action sets, different episodes from the same seed.
+    assert report["levels"]["1-1"]["random"]["episodes"] != simple["levels"]["1-1"]["random"]["episodes"]
