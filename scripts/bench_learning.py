@@ -92,19 +92,19 @@ def first_training_flag(seed_dir: Path, algo: str) -> dict[str, float] | None:
     return None
 
 
-def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, tuple[Path, int | None]]:
-    """Name -> (zip, training steps if known): the final model or newest checkpoint, and the best model."""
-    models: dict[str, tuple[Path, int | None]] = {}
+def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, Path]:
+    """Name -> zip: the final model (or the newest checkpoint of an unfinished run), and the best model."""
+    models: dict[str, Path] = {}
     final = final_model(seed_dir, algo)
     saved = checkpoints(seed_dir, algo)
     if final is not None:
-        models["final"] = (final, None)
+        models["final"] = final
     elif saved:
         steps, path = saved[-1]
-        models[f"checkpoint_{steps}"] = (path, steps)
+        models[f"checkpoint_{steps}"] = path
     best = [run / "best_model.zip" for run in run_dirs(seed_dir, algo) if (run / "best_model.zip").is_file()]
     if best:
-        models["best"] = (best[-1], None)
+        models["best"] = best[-1]
     return models
 
 
@@ -112,7 +112,7 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
     """Evaluate the seed's models with each exploration mode, and a random policy on the same episodes."""
     result: dict = {"first_training_flag": first_training_flag(seed_dir, algo), "models": {}}
     env_kwargs: dict = {}
-    for name, (path, _) in models_to_evaluate(seed_dir, algo).items():
+    for name, path in models_to_evaluate(seed_dir, algo).items():
         agent = load_agent(path)
         env_kwargs = agent.env_kwargs
         result["models"][name] = {"path": str(path), "evaluations": {}}
