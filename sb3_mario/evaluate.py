@@ -22,7 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from tqdm import tqdm
 
 from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent
-from sb3_mario.stages import DEFAULT_LEVEL, LEVELS
+from sb3_mario.stages import DEFAULT_LEVEL, LEVELS, check_level
 
 
 @dataclass
@@ -201,6 +201,11 @@ def main(argv: list[str] | None = None) -> None:
         levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
     else:
         levels = args.levels or [agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL]
+    for level in levels:
+        try:
+            check_level(level)
+        except ValueError as error:
+            parser.error(f"--levels: {error}")
     report = evaluate(agent, levels, args.episodes, 0.0 if args.greedy else args.epsilon, args.random_baseline, args.seed)
     print(format_table(report))
     json_path.parent.mkdir(parents=True, exist_ok=True)

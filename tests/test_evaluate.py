@@ -164,6 +164,11 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
         load_agent(run_dir, best=True)
     with pytest.raises(ValueError, match=r"level\(s\) \['9-9'\] are not SMB1 stages"):
         evaluate.evaluate(load_agent(run_dir), ["9-9"], 1)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(run_dir), "--levels", "1-1", "9-9", "--json", str(tmp_path / "never.json")])
+    assert exit_info.value.code == 2
+    assert "--levels: level='9-9' is not an SMB1 stage; valid levels: 1-1" in capsys.readouterr().err
+    assert not (tmp_path / "never.json").exists()
     with pytest.raises(SystemExit):
         evaluate.main([str(run_dir), "--world", "9"])
     assert "--world 9 is not an SMB1 world" in capsys.readouterr().err
