@@ -1,5 +1,6 @@
 """Sum tree, prioritized replay and the compressed replay buffer, on constructed and real Mario data."""
 
+import cramjam
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -198,6 +199,18 @@ def test_compressed_buffer_survives_pickling(tmp_path, mario_transitions) -> Non
     inds = np.arange(50)
     np.testing.assert_array_equal(loaded.observations[inds, np.zeros(50, int)], buffer.observations[inds, np.zeros(50, int)])
     np.testing.assert_array_equal(loaded.tree.nodes, buffer.tree.nodes)
+
+
+def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None:
+    # Buffers saved before lz4 blobs became bare blocks hold lz4 frames: sampling must read both.
+    space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
+    buffer = CompressedReplayBuffer(10, space, spaces.Discrete(7), device="cpu", codec="lz4")
+    for obs, next_obs, action, reward, terminated in mario_transitions[:4]:
+        buffer.add(obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}])
+    assert not buffer.observations.blobs[0, 0].startswith(b"\x04\x22\x4d\x18")  # stored as a block
+    buffer.observations.blobs[1, 0] = bytes(cramjam.lz4.compress(mario_transitions[1][0].tobytes()))  # a frame
+    rows = np.arange(4)
+    np.testing.assert_array_equal(buffer.observations[rows, np.zeros(4, int)], np.stack([t[0] for t in mario_transitions[:4]]))
 
 
 @pytest.mark.parametrize(
