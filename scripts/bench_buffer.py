@@ -139,9 +139,8 @@ def main() -> None:
         results["SB3 ReplayBuffer, optimize_memory_usage"]["bytes"],
         results["SB3 ReplayBuffer"]["samples"],
     )
-    print(
-        f"{'buffer':40s} {'bytes/transition':>17s} {'vs SB3':>7s} {'inserts/s':>10s} {'sampled transitions/s':>22s} {'vs SB3':>7s}"
-    )
+    header = f"{'buffer':40s} {'bytes/transition':>17s} {'vs SB3':>7s} {'inserts/s':>10s} {'sampled transitions/s':>22s}"
+    print(f"{header} {'vs SB3':>7s}")
     for name, result in results.items():
         print(
             f"{name:40s} {result['bytes']:17,.0f} {result['bytes'] / least_bytes:7.3f} "

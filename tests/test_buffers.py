@@ -4,6 +4,7 @@ import cramjam
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 
@@ -126,11 +127,14 @@ def test_prioritized_leaves_cover_every_env() -> None:
     np.testing.assert_array_equal(batch.observations.numpy()[0], buffer.observations[4, 1])
 
 
-@pytest.mark.parametrize("codec", [None, "lz4"])
-def test_n_step_returns_match_sb3(codec: str | None) -> None:
+STORAGES = {"plain": dict(codec=None), "lz4": dict(codec="lz4"), "on device": dict(observations_on_device=True)}
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_n_step_returns_match_sb3(storage: str) -> None:
     # With one env SB3's NStepReplayBuffer and ours read the same transitions: same returns,
     # discounts, dones and next observations, across episode ends and the write head.
-    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9, codec=codec, alpha=0.0)
+    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9, alpha=0.0, **STORAGES[storage])
     sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9)
     for buffer in (ours, sb3):
         fill(buffer, 70, done_every=7)  # wrapped around: the write head is mid-episode
@@ -201,6 +205,21 @@ def test_compressed_buffer_survives_pickling(tmp_path, mario_transitions) -> Non
     np.testing.assert_array_equal(loaded.tree.nodes, buffer.tree.nodes)
 
 
+def test_observations_on_device_are_tensors_there_and_survive_pickling(tmp_path) -> None:
+    from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+
+    device = "cuda" if th.cuda.is_available() else "cpu"
+    buffer = PrioritizedReplayBuffer(20, SMALL_OBS, ACTIONS, device=device, observations_on_device=True, n_envs=2)
+    fill(buffer, 15, done_every=4)
+    assert isinstance(buffer.observations.data, th.Tensor) and buffer.observations.data.device.type == device
+    assert buffer.observation_nbytes() == 2 * (10 * 2) * 6  # stored and next: 20 transitions (10 rows x 2 envs) of 6 bytes
+    save_to_pkl(tmp_path / "buffer.pkl", buffer)
+    loaded = load_from_pkl(tmp_path / "buffer.pkl")
+    rows, envs = np.arange(10), np.arange(10) % 2
+    assert th.equal(loaded.next_observations[rows, envs], buffer.next_observations[rows, envs])
+    assert loaded.next_observations[rows, envs].device.type == device
+
+
 def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None:
     # Buffers saved before lz4 blobs became bare blocks hold lz4 frames: sampling must read both.
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
@@ -220,6 +239,10 @@ def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None
         (dict(optimize_memory_usage=True, handle_timeout_termination=False), "optimize_memory_usage=True"),
         (dict(n_steps=3), "n_steps=3 needs the discount"),
         (dict(n_steps=0), "n_steps=0 must be an integer >= 1"),
+        (
+            dict(observations_on_device=True),
+            "observations_on_device=True keeps observations uncompressed: set codec=None (got codec='lz4')",
+        ),
     ],
 )
 def test_compressed_buffer_refuses_bad_arguments(kwargs: dict, message: str) -> None:

@@ -77,6 +77,20 @@ def test_prioritized_training_updates_priorities_and_saves(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
 
+def test_observations_on_device_train_exactly_as_in_host_arrays() -> None:
+    # Same seed, same samples: gathering on the device (the CPU here) must not change a single update.
+    models = []
+    for on_device in (False, True):  # one after the other: each seeds the global RNGs it samples with
+        models.append(
+            cartpole_model(prioritized_replay=True, n_steps=3, replay_buffer_kwargs=dict(observations_on_device=on_device))
+        )
+        models[-1].learn(300)
+    assert models[1].replay_buffer.observations_on_device and not models[0].replay_buffer.observations_on_device
+    for plain, on_device in zip(models[0].q_net.parameters(), models[1].q_net.parameters(), strict=True):
+        assert th.equal(plain, on_device)
+    np.testing.assert_array_equal(models[0].replay_buffer.tree.nodes, models[1].replay_buffer.tree.nodes)
+
+
 def test_compressed_buffer_with_sb3_dqn_gets_n_steps_from_double_dqn() -> None:
     model = cartpole_model(n_steps=2, replay_buffer_class=CompressedReplayBuffer)
     assert model.replay_buffer.n_steps == 2 and model.replay_buffer.gamma == model.gamma
