@@ -11,6 +11,7 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
   checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
+- ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.vec_env.LeanVecNormalize`);
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
 - ``--algo ddqn`` is :class:`~sb3_mario.double_dqn.DoubleDQN`;
 - Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
@@ -34,7 +35,7 @@ from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCal
 from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
 from sb3_mario.patching import patch, swapped, unpatched
-from sb3_mario.vec_env import PinnedSubprocVecEnv
+from sb3_mario.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
 
@@ -143,6 +144,18 @@ def _check_keys(original_read):
     return read_hyperparameters
 
 
+def _lean_normalize(original_maybe_normalize):
+    @functools.wraps(original_maybe_normalize)
+    def _maybe_normalize(self, env, eval_env: bool):
+        if self.env_name.gym_id not in MARIO_ENV_IDS:
+            return original_maybe_normalize(self, env, eval_env)
+        # rl-zoo3 builds (or loads, keeping a saved run's class) its VecNormalize by this module-level name.
+        with swapped(sys.modules["rl_zoo3.exp_manager"], "VecNormalize", LeanVecNormalize):
+            return original_maybe_normalize(self, env, eval_env)
+
+    return _maybe_normalize
+
+
 def _continue_step_count(original_learn):
     @functools.wraps(original_learn)
     def learn(self, model) -> None:
@@ -213,6 +226,8 @@ def install() -> None:
     patch(ExperimentManager, "__init__", _with_sb3_mario_defaults)
     # Unknown entry keys fail late or silently -> refused by name; entry env_kwargs reach every env.
     patch(ExperimentManager, "read_hyperparameters", _check_keys)
+    # VecNormalize deep-copies the observations it does not normalize -> LeanVecNormalize, which does not.
+    patch(ExperimentManager, "_maybe_normalize", _lean_normalize)
     # -i restarts the step count (and the schedules) -> keeps counting.
     patch(ExperimentManager, "learn", _continue_step_count)
     # Plain checkpoints and Ctrl-C -> atomic checkpoints, replay buffer checkpoints, a clean first Ctrl-C.

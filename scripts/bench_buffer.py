@@ -31,6 +31,11 @@ BUFFERS: dict[str, tuple[type[ReplayBuffer], dict]] = {
     "PrioritizedReplayBuffer, lz4": (PrioritizedReplayBuffer, dict(codec="lz4")),
     "PrioritizedReplayBuffer, lz4, 3-step": (PrioritizedReplayBuffer, dict(codec="lz4", n_steps=3, gamma=0.97)),
     "PrioritizedReplayBuffer, plain": (PrioritizedReplayBuffer, dict(codec=None)),
+    # On a CPU-only machine "the device" is host memory: the torch-indexing path, without the GPU's gain.
+    "PrioritizedReplayBuffer, on device, 3-step": (
+        PrioritizedReplayBuffer,
+        dict(observations_on_device=True, n_steps=3, gamma=0.97),
+    ),
 }
 
 

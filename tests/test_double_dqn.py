@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
+from stable_baselines3.common.save_util import load_from_pkl
 from zoo_runner import REPO, SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
 from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 from sb3_mario.double_dqn import DoubleDQN
+from sb3_mario.vec_env import LeanVecNormalize
 
 
 def cartpole_model(**kwargs) -> DoubleDQN:
@@ -114,6 +116,10 @@ def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
     [
         ("double+per", []),  # the ddqn entry as written: Double DQN, PER, 3-step returns, lz4 observations
         ("double", ["prioritized_replay:False", "replay_buffer_kwargs:dict(handle_timeout_termination=False)"]),
+        (
+            "double+per on device",
+            ["replay_buffer_kwargs:dict(handle_timeout_termination=False, codec=None, observations_on_device=True)"],
+        ),
     ],
 )
 def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) -> None:
@@ -138,8 +144,12 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
     run = tmp_path / "ddqn" / "MarioShaped_1"
     model = DoubleDQN.load(run / "MarioShaped.zip", device="cpu")
     assert model.num_timesteps == 300 and model.double_q
-    assert model.prioritized_replay == (variant == "double+per")
-    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) == (variant == "double+per")
+    assert model.prioritized_replay == variant.startswith("double+per")
+    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) == variant.startswith("double+per")
+    assert getattr(model.replay_buffer, "observations_on_device", False) == variant.endswith("on device")
+    # The entry's reward-only normalization ran (and was saved) without observation copies.
+    vec_normalize = load_from_pkl(run / "MarioShaped" / "vecnormalize.pkl")
+    assert type(vec_normalize) is LeanVecNormalize and not vec_normalize.norm_obs
     assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # adaptive epsilon restored it
     out = zoo(
         "enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "100", "--no-render"

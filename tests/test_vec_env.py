@@ -4,10 +4,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 from zoo_runner import SMALL, zoo
 
-from sb3_mario.vec_env import worker_cores
+import sb3_mario  # noqa: F401  (registers MarioShaped)
+from sb3_mario.vec_env import LeanVecNormalize, worker_cores
 
 # In a fresh interpreter: the plain id must work in SubprocVecEnv workers, and give what DummyVecEnv gives.
 SUBPROC_SCRIPT = """
@@ -84,3 +88,22 @@ def test_zoo_trains_with_subprocess_envs(tmp_path) -> None:
 def test_worker_cores_go_round_robin_over_the_allowed_cores() -> None:
     cores = sorted(os.sched_getaffinity(0))
     assert worker_cores(len(cores) * 2 + 1) == [*cores, *cores, cores[0]]
+
+
+@pytest.mark.parametrize("norm_obs", [False, True])
+def test_lean_vec_normalize_matches_sb3_and_copies_no_observation_it_keeps(norm_obs: bool) -> None:
+    actions = np.random.default_rng(1).integers(0, 7, size=(300, 2))
+    traces = []
+    for normalize_cls in (VecNormalize, LeanVecNormalize):
+        vec_env = normalize_cls(make_vec_env("MarioShaped", n_envs=2, seed=3), norm_obs=norm_obs, norm_reward=True)
+        trace = [vec_env.reset()]
+        for action in actions:
+            obs, rewards, dones, infos = vec_env.step(action)
+            trace += [obs, rewards, dones, *(info["terminal_observation"] for info in infos if "terminal_observation" in info)]
+        traces.append(trace)
+        vec_env.close()
+    assert len(traces[0]) == len(traces[1]) > 3 * len(actions) + 1  # some episodes ended (terminal observations)
+    for sb3, lean in zip(*traces, strict=True):
+        np.testing.assert_array_equal(lean, sb3)
+    obs = traces[1][0]
+    assert (LeanVecNormalize(make_vec_env("MarioShaped"), norm_obs=norm_obs).normalize_obs(obs) is obs) != norm_obs
