@@ -5,22 +5,53 @@ rl-zoo3 runs it as ``--algo ddqn`` (``hyperparams/ddqn.yml``); in code it is use
 """
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, RolloutReturn, Schedule
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
 from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 
+SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
+
+
+class _TrainWhileStepping(VecEnvWrapper):
+    """
+    The env as ``collect_rollouts`` sees it with ``overlap_env_steps``: each ``step`` sends the
+    actions (``step_async``), runs the gradient steps waiting to be done, then collects the results
+    (``step_wait``). With subprocess envs the workers play while the learner trains.
+
+    :param venv: The algorithm's env.
+    :param run_pending_training: Runs the waiting gradient steps, if any.
+    """
+
+    def __init__(self, venv: VecEnv, run_pending_training: Callable[[], None]) -> None:
+        super().__init__(venv)
+        self.run_pending_training = run_pending_training
+
+    def step(self, actions: np.ndarray) -> VecEnvStepReturn:
+        self.venv.step_async(actions)
+        self.run_pending_training()
+        return self.venv.step_wait()
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()
+
 
 class DoubleDQN(DQN):
     """
-    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with two options:
+    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with three options:
 
     - **Double DQN** (van Hasselt et al., 2016), on by default: the online network chooses the next
       action and the target network values it, ``r + gamma * Q_target(s', argmax_a Q(s', a))``,
@@ -30,6 +61,14 @@ class DoubleDQN(DQN):
       if it is one), weights each sample's Huber loss by its importance weight, with ``beta`` rising
       linearly from ``prioritized_replay_beta`` to ``prioritized_replay_final_beta`` over training,
       and gives the batch's TD errors back to the buffer as new priorities.
+    - **Env steps overlapped with gradient steps**, off by default: with ``overlap_env_steps=True``
+      the gradient steps due after a rollout run while the envs play the next step (sent with
+      ``step_async``, collected with ``step_wait`` after training), so subprocess envs
+      (``SubprocVecEnv``, rl-zoo3's ``--vec-env subproc``) use cores the learner leaves idle. The
+      action of that one step is chosen by the network before the update (one update behind); the
+      update samples the same buffer it would have, and a fixed seed gives identical runs with
+      ``DummyVecEnv`` and subprocess envs alike. The last gradient steps of ``learn`` run before it
+      returns.
 
     What combines: both options, SB3's ``n_steps`` (n-step returns, computed by sb3-mario's buffers:
     ``n_steps`` and ``gamma`` are passed to :class:`~sb3_mario.buffers.CompressedReplayBuffer` and
@@ -43,6 +82,7 @@ class DoubleDQN(DQN):
     :param prioritized_replay_beta: Importance-sampling exponent at the start of training.
     :param prioritized_replay_final_beta: ... at the end of training.
     :param prioritized_replay_eps: Added to ``|TD error|`` to make a priority.
+    :param overlap_env_steps: Train while the envs step (see above).
 
     The other parameters are ``DQN``'s, with the same defaults.
     """
@@ -74,6 +114,7 @@ class DoubleDQN(DQN):
         prioritized_replay_beta: float = 0.4,
         prioritized_replay_final_beta: float = 1.0,
         prioritized_replay_eps: float = 1e-6,
+        overlap_env_steps: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -122,6 +163,10 @@ class DoubleDQN(DQN):
         self.prioritized_replay_beta = prioritized_replay_beta
         self.prioritized_replay_final_beta = prioritized_replay_final_beta
         self.prioritized_replay_eps = prioritized_replay_eps
+        self.overlap_env_steps = overlap_env_steps
+        self._defer_training = False  # True inside learn() with overlap_env_steps
+        self._pending_training: tuple[int, int] | None = None  # (gradient_steps, batch_size)
+        self._stepping_env: _TrainWhileStepping | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -149,6 +194,31 @@ class DoubleDQN(DQN):
         else:
             super()._setup_model()
 
+    def learn(self: SelfDoubleDQN, *args: Any, **kwargs: Any) -> SelfDoubleDQN:
+        self._defer_training = self.overlap_env_steps
+        try:
+            super().learn(*args, **kwargs)
+        finally:
+            self._defer_training = False
+        self._run_pending_training()  # the updates of the last rollout
+        return self
+
+    def collect_rollouts(self, env: VecEnv, *args: Any, **kwargs: Any) -> RolloutReturn:
+        if self._defer_training:
+            if self._stepping_env is None or self._stepping_env.venv is not env:
+                self._stepping_env = _TrainWhileStepping(env, self._run_pending_training)
+            env = self._stepping_env
+        return super().collect_rollouts(env, *args, **kwargs)
+
+    def _run_pending_training(self) -> None:
+        if self._pending_training is not None:
+            gradient_steps, batch_size = self._pending_training
+            self._pending_training = None
+            self._train(gradient_steps, batch_size)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_stepping_env", "_pending_training"]
+
     def _beta(self) -> float:
         """The importance-sampling exponent now (linear in training progress)."""
         progress = 1.0 - self._current_progress_remaining
@@ -168,7 +238,13 @@ class DoubleDQN(DQN):
         return next_q_target.max(dim=1, keepdim=True)[0]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        # DQN.train with the two options: its loop, target and gradient clipping otherwise unchanged.
+        if self._defer_training:  # called by learn(): run while the envs play the next step
+            self._pending_training = (gradient_steps, batch_size)
+            return
+        self._train(gradient_steps, batch_size)
+
+    def _train(self, gradient_steps: int, batch_size: int) -> None:
+        # DQN.train with Double-DQN targets and PER: its loop, target and gradient clipping otherwise unchanged.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         beta = self._beta()

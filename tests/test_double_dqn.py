@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from zoo_runner import REPO, SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
@@ -13,10 +15,10 @@ from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.vec_env import LeanVecNormalize
 
 
-def cartpole_model(**kwargs) -> DoubleDQN:
+def cartpole_model(env: VecEnv | str = "CartPole-v1", **kwargs) -> DoubleDQN:
     return DoubleDQN(
         "MlpPolicy",
-        "CartPole-v1",
+        env,
         policy_kwargs=dict(net_arch=[8]),
         learning_starts=0,
         batch_size=8,
@@ -192,3 +194,56 @@ def test_zoo_trains_sb3_dqn_with_the_compressed_buffer(tmp_path) -> None:
     assert isinstance(buffer, CompressedReplayBuffer) and buffer.size() == 300 and buffer.n_steps == 3
     sample = buffer.sample(16)
     assert sample.observations.shape == (16, 4, 96, 96) and sample.discounts is not None
+
+
+class EventRecorder(VecEnvWrapper):
+    """Records the env calls (and, through ``record``, the learner's updates) in order."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.events: list[str] = []
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.events.append("send")
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        self.events.append("collect")
+        return self.venv.step_wait()
+
+    def reset(self):
+        return self.venv.reset()
+
+
+def recorded_run(overlap_env_steps: bool) -> tuple[DoubleDQN, list[str]]:
+    env = EventRecorder(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    model = cartpole_model(env=env, overlap_env_steps=overlap_env_steps, train_freq=4)
+    train = model._train
+    model._train = lambda *args: (env.events.append("train"), train(*args))
+    model.learn(40)
+    return model, env.events
+
+
+def test_overlapped_updates_run_while_an_env_step_is_under_way(tmp_path) -> None:
+    model, events = recorded_run(overlap_env_steps=True)
+    model.save(tmp_path / "overlap.zip")
+    assert DoubleDQN.load(tmp_path / "overlap.zip", device="cpu").overlap_env_steps
+    trains = [index for index, event in enumerate(events) if event == "train"]
+    assert len(trains) == 10 and model._n_updates == 10  # one per 4-step rollout, the last one before learn returns
+    # Each update but the last runs between sending an env step and collecting it.
+    assert all(events[index - 1] == "send" and events[index + 1] == "collect" for index in trains[:-1])
+    assert trains[-1] == len(events) - 1
+    sync_model, sync_events = recorded_run(overlap_env_steps=False)
+    assert sync_model._n_updates == 10
+    assert all(sync_events[index - 1] == "collect" for index, event in enumerate(sync_events) if event == "train")
+
+
+def test_overlapped_runs_are_identical_with_subprocess_envs() -> None:
+    params = []
+    for vec_env_cls in (DummyVecEnv, SubprocVecEnv):
+        env = make_vec_env("CartPole-v1", n_envs=2, seed=0, vec_env_cls=vec_env_cls)
+        model = cartpole_model(env=env, overlap_env_steps=True, prioritized_replay=True, n_steps=3, train_freq=2)
+        model.learn(300)
+        env.close()
+        params.append([parameter.detach().clone() for parameter in model.q_net.parameters()])
+    assert all(th.equal(dummy, subproc) for dummy, subproc in zip(*params, strict=True))
