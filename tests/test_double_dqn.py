@@ -226,6 +226,7 @@ def recorded_run(overlap_env_steps: bool) -> tuple[DoubleDQN, list[str]]:
 
 def test_overlapped_updates_run_while_an_env_step_is_under_way(tmp_path) -> None:
     model, events = recorded_run(overlap_env_steps=True)
+    del model._train  # the recording wrapper
     model.save(tmp_path / "overlap.zip")
     assert DoubleDQN.load(tmp_path / "overlap.zip", device="cpu").overlap_env_steps
     trains = [index for index, event in enumerate(events) if event == "train"]
