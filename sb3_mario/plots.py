@@ -12,6 +12,7 @@ back on TensorBoard's ``mario/*`` scalars), and epsilon from TensorBoard's ``rol
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -22,18 +23,23 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def read_monitor_episodes(run_dir: Path) -> pd.DataFrame:
+def read_monitor_episodes(*run_dirs: Path) -> pd.DataFrame:
     """
     Every episode of a run's Monitor CSV files, in time order, with the env steps done at its end.
+    Several folders are a run and its continuations (rl-zoo3 ``-i`` writes each to a new folder),
+    read one after the other: their steps add up.
 
-    :param run_dir: rl-zoo3 run folder (holds ``*.monitor.csv``, one per env).
+    :param run_dirs: rl-zoo3 run folders (each holds ``*.monitor.csv``, one per env).
     """
-    files = sorted(run_dir.glob("*monitor.csv"))
-    if not files:
-        raise FileNotFoundError(f"no Monitor CSV (*.monitor.csv) in {run_dir}: is it an rl-zoo3 run folder?")
-    episodes = pd.concat([pd.read_csv(file, skiprows=1) for file in files]).sort_values("t", kind="stable")
+    runs = []
+    for run_dir in run_dirs:
+        files = sorted(run_dir.glob("*monitor.csv"))
+        if not files:
+            raise FileNotFoundError(f"no Monitor CSV (*.monitor.csv) in {run_dir}: is it an rl-zoo3 run folder?")
+        runs.append(pd.concat([pd.read_csv(file, skiprows=1) for file in files]).sort_values("t", kind="stable"))
+    episodes = pd.concat(runs, ignore_index=True)
     episodes["steps"] = episodes["l"].cumsum()
-    return episodes.reset_index(drop=True)
+    return episodes
 
 
 def read_tensorboard_scalars(events_dir: Path, tags: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -51,16 +57,19 @@ def read_tensorboard_scalars(events_dir: Path, tags: tuple[str, ...]) -> dict[st
     }
 
 
-def plot_learning_curves(run_dir: Path, output: Path, tensorboard_dir: Path | None = None, window: int = 50) -> Path:
+def plot_learning_curves(
+    run_dir: Path | Sequence[Path], output: Path, tensorboard_dir: Path | None = None, window: int = 50
+) -> Path:
     """
     Episode reward, ``max_x``, flag rate and epsilon against env steps, as one PNG.
 
-    :param run_dir: rl-zoo3 run folder.
+    :param run_dir: rl-zoo3 run folder, or a run's folder followed by those of its continuations.
     :param output: PNG path.
     :param tensorboard_dir: The run's TensorBoard folder (for epsilon, and as fallback for Mario stats).
     :param window: Episodes in the rolling means.
     """
-    episodes = read_monitor_episodes(run_dir)
+    run_dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
+    episodes = read_monitor_episodes(*run_dirs)
     scalars = (
         read_tensorboard_scalars(tensorboard_dir, ("rollout/exploration_rate", "mario/ep_max_x_mean", "mario/flag_rate"))
         if tensorboard_dir is not None
@@ -68,7 +77,8 @@ def plot_learning_curves(run_dir: Path, output: Path, tensorboard_dir: Path | No
     )
     rolling = lambda column: episodes[column].astype(float).rolling(window, min_periods=1).mean()  # noqa: E731
     fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
-    fig.suptitle(f"{run_dir.name}: {len(episodes)} episodes, {int(episodes['steps'].iloc[-1]):,} steps")
+    continued = f" (continued in {', '.join(run.name for run in run_dirs[1:])})" if len(run_dirs) > 1 else ""
+    fig.suptitle(f"{run_dirs[0].name}{continued}: {len(episodes)} episodes, {int(episodes['steps'].iloc[-1]):,} steps")
 
     def panel(ax, title: str, column: str | None, tag: str | None, ylabel: str) -> None:
         ax.set_title(title)
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     curves = commands.add_parser("curves", help="learning curves of an rl-zoo3 run folder")
-    curves.add_argument("run_dir", type=Path)
+    curves.add_argument("run_dir", type=Path, nargs="+", help="a run folder, then those of its continuations (-i)")
     curves.add_argument("--tensorboard", type=Path, default=None, help="the run's TensorBoard folder (for epsilon)")
     curves.add_argument("--window", type=int, default=50, help="episodes per rolling mean")
     curves.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/learning_curves.png)")
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "curves":
         path = plot_learning_curves(
-            args.run_dir, args.output or args.run_dir / "learning_curves.png", args.tensorboard, args.window
+            args.run_dir, args.output or args.run_dir[-1] / "learning_curves.png", args.tensorboard, args.window
         )
     else:
         if not args.report.is_file():

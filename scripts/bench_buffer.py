@@ -65,7 +65,8 @@ def buffer_bytes(buffer: ReplayBuffer) -> int:
     return observations + tree + sum(array.nbytes for array in (buffer.actions, buffer.rewards, buffer.dones, buffer.timeouts))
 
 
-def measure_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: list[tuple], batch_size: int) -> dict:
+def fill_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: list[tuple]) -> tuple[ReplayBuffer, float]:
+    """A buffer holding ``transitions``, and the inserts/s it took."""
     env = gym.make("MarioShaped")
     buffer = buffer_cls(
         len(transitions), env.observation_space, env.action_space, device="cpu", handle_timeout_termination=False, **kwargs
@@ -73,21 +74,26 @@ def measure_buffer(buffer_cls: type[ReplayBuffer], kwargs: dict, transitions: li
     start = time.perf_counter()
     for transition in transitions:
         buffer.add(*transition)
-    insert_seconds = time.perf_counter() - start
+    return buffer, len(transitions) / (time.perf_counter() - start)
+
+
+def sampled_transitions_per_second(buffers: dict[str, ReplayBuffer], batch_size: int, rounds: int = 3) -> dict[str, float]:
+    """
+    Each buffer's sampling speed: best of ``rounds`` x 300 batches, the buffers taking turns within
+    each round so that the machine's drift (and its costly first touches of fresh memory) hits all alike.
+    """
     n_batches = 300
-    for _ in range(50):  # warm-up: the first batches of a process pay one-off allocation costs
-        buffer.sample(batch_size)
-    sample_seconds = float("inf")
-    for _ in range(3):  # best of 3: short timings on a shared machine are noisy
-        start = time.perf_counter()
-        for _ in range(n_batches):
+    for buffer in buffers.values():
+        for _ in range(50):  # warm-up: the first batches of a process pay one-off allocation costs
             buffer.sample(batch_size)
-        sample_seconds = min(sample_seconds, time.perf_counter() - start)
-    return {
-        "bytes": buffer_bytes(buffer) / len(transitions),
-        "inserts": len(transitions) / insert_seconds,
-        "samples": n_batches * batch_size / sample_seconds,
-    }
+    best = dict.fromkeys(buffers, float("inf"))
+    for _ in range(rounds):
+        for name, buffer in buffers.items():
+            start = time.perf_counter()
+            for _ in range(n_batches):
+                buffer.sample(batch_size)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n_batches * batch_size / seconds for name, seconds in best.items()}
 
 
 # name -> (algorithm, its replay settings): the CPU entry's DQN with each buffer, and DoubleDQN with PER.
@@ -138,7 +144,12 @@ def main() -> None:
 
     transitions = record_transitions(args.transitions)
     print(f"{args.transitions} transitions of random play on 1-1 (observation 4x96x96 uint8 = 36,864 bytes)\n")
-    results = {name: measure_buffer(cls, kwargs, transitions, args.batch_size) for name, (cls, kwargs) in BUFFERS.items()}
+    filled = {name: fill_buffer(cls, kwargs, transitions) for name, (cls, kwargs) in BUFFERS.items()}
+    samples = sampled_transitions_per_second({name: buffer for name, (buffer, _) in filled.items()}, args.batch_size)
+    results = {
+        name: {"bytes": buffer_bytes(buffer) / len(transitions), "inserts": inserts, "samples": samples[name]}
+        for name, (buffer, inserts) in filled.items()
+    }
     # Bytes against SB3's most compact form, sampling speed against its plain arrays.
     least_bytes, plain_samples = (
         results["SB3 ReplayBuffer, optimize_memory_usage"]["bytes"],

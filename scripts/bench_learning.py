@@ -184,7 +184,7 @@ def main() -> None:
         runs = run_dirs(seed_dir, args.algo)
         if runs:
             tensorboard = sorted((seed_dir / "tensorboard" / ENV_ID).glob("*")) or [None]
-            plot_learning_curves(runs[0], args.output / f"learning_curves_seed{seed}.png", tensorboard[0])
+            plot_learning_curves(runs, args.output / f"learning_curves_seed{seed}.png", tensorboard[0])
     (args.output / "results.json").write_text(json.dumps(results, indent=2))
     header = "| seed | model | first training flag | flag rate, eps 0.05 | greedy | mean max_x, eps 0.05 | deaths / stalls |"
     print(f"\n{header}")

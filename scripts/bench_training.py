@@ -6,6 +6,9 @@ Training throughput of the rl-zoo3 entries: env steps/s and gradient steps/s, on
     python scripts/bench_training.py --precision --baseline /tmp/sb3-mario-9eeb578
         # each entry with fp32 and bf16 forward passes, and with the code of another checkout
         # (e.g. `git worktree add /tmp/sb3-mario-9eeb578 9eeb578`), interleaved, with ratios
+    python scripts/bench_training.py --options --baseline /tmp/sb3-mario-69a3b47
+        # the flag entry with each speed option of the learner on and off (bf16, env steps
+        # overlapped with training in subprocess envs, replay on the device), interleaved, with ratios
 
 With n envs, ``train_freq`` is divided by n so that every configuration does the same number of
 gradient steps per transition (SB3 counts ``train_freq`` in vectorised steps).
@@ -37,6 +40,7 @@ def measure(
     algo: str = "dqn",
     precision: str | None = None,
     code: str | None = None,
+    params: tuple[str, ...] = (),
     quiet: bool = False,
 ) -> float:
     with open(conf) as file:
@@ -51,6 +55,7 @@ def measure(
         if precision is not None:
             policy_kwargs["precision"] = precision
         overrides.append(f"policy_kwargs:{policy_kwargs!r}")
+    overrides += params
     with tempfile.TemporaryDirectory() as log_folder:
         fps = zoo_training_fps(conf, steps, log_folder, vec_env, num_threads, tuple(overrides), algo, code)
     gradient_steps_per_transition = gradient_steps / (train_freq * n_envs)
@@ -63,12 +68,27 @@ def measure(
     return fps
 
 
-def compare_precision(baseline: str | None, repeats: int) -> None:
-    """Each entry with fp32 and bf16 (and the baseline checkout's code), interleaved; mean env steps/s and ratios."""
-    variants = {"fp32": dict(precision="fp32"), "bf16": dict(precision="bf16")}
+# The learner's speed options on the flag entry (DoubleDQN), each against the entry as committed.
+OVERLAP = ("overlap_env_steps:True",)
+ON_DEVICE = ("replay_buffer_kwargs:dict(handle_timeout_termination=False, codec=None, observations_on_device=True)",)
+LEARNER_OPTIONS = {
+    "committed": dict(),
+    "fp32": dict(precision="fp32"),
+    "overlap 1 subproc env": dict(vec_env="subproc", params=OVERLAP),
+    "overlap 2 subproc envs": dict(vec_env="subproc", n_envs=2, params=OVERLAP),
+    "replay on device": dict(params=ON_DEVICE),
+    "overlap 2 subproc envs + replay on device": dict(vec_env="subproc", n_envs=2, params=OVERLAP + ON_DEVICE),
+}
+
+
+def compare(entries: dict[str, tuple[str, int]], variants: dict[str, dict], baseline: str | None, repeats: int) -> None:
+    """
+    Each entry in each variant (and with the baseline checkout's code), interleaved; mean env steps/s
+    and the ratio to the first variant, or to the baseline when there is one.
+    """
     if baseline:
         variants = {"baseline": dict(code=baseline), **variants}
-    for conf, (algo, steps) in ENTRIES.items():
+    for conf, (algo, steps) in entries.items():
         if baseline and not os.path.isfile(os.path.join(baseline, conf)):
             continue
         fps = {name: [] for name in variants}
@@ -76,7 +96,7 @@ def compare_precision(baseline: str | None, repeats: int) -> None:
             for name, options in variants.items():
                 fps[name].append(measure(conf, steps, algo=algo, quiet=True, **options))
         means = {name: sum(values) / len(values) for name, values in fps.items()}
-        reference = means["baseline" if baseline else "fp32"]
+        reference = next(iter(means.values()))
         cells = ", ".join(f"{name} {mean:6.1f} ({mean / reference:.2f}x)" for name, mean in means.items())
         print(f"{conf:26s} --algo {algo:4s}: env steps/s {cells}", flush=True)
 
@@ -86,12 +106,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="env steps per run (training starts after 200)")
     parser.add_argument("--scaling", action="store_true", help="CPU entry over n_envs and torch threads")
     parser.add_argument("--precision", action="store_true", help="each entry with fp32 and bf16 forward passes")
-    parser.add_argument("--baseline", default=None, help="with --precision: also measure another checkout's code")
-    parser.add_argument("--repeats", type=int, default=2, help="with --precision: interleaved rounds")
+    parser.add_argument("--options", action="store_true", help="the flag entry with each learner speed option")
+    parser.add_argument("--baseline", default=None, help="with --precision/--options: also measure another checkout's code")
+    parser.add_argument("--repeats", type=int, default=2, help="with --precision/--options: interleaved rounds")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {th.__version__} ({th.get_num_threads()} threads)")
     if args.precision:
-        compare_precision(args.baseline, args.repeats)
+        precisions = {"fp32": dict(precision="fp32"), "bf16": dict(precision="bf16")}
+        compare(ENTRIES, precisions, args.baseline, args.repeats)
+    elif args.options:
+        compare({"hyperparams/ddqn.yml": ENTRIES["hyperparams/ddqn.yml"]}, LEARNER_OPTIONS, args.baseline, args.repeats)
     elif args.scaling:
         for n_envs, vec_env in ((1, "dummy"), (2, "dummy"), (2, "subproc"), (4, "subproc")):
             for num_threads in (1, 2):

@@ -147,6 +147,19 @@ def test_plots(run_dir, tmp_path) -> None:
     assert Image.open(progress).size[0] >= 600
 
 
+def test_curves_of_a_continued_run_add_up_its_steps(tmp_path) -> None:
+    # rl-zoo3 -i writes the continuation to a new folder whose Monitor time starts again at 0.
+    runs = []
+    for name, episodes in (("MarioShaped_1", [(10, 1.0), (20, 2.0)]), ("MarioShaped_2", [(5, 0.5)])):
+        runs.append(tmp_path / name)
+        runs[-1].mkdir()
+        rows = "".join(f"1.0,{length},{t}\n" for length, t in episodes)
+        (runs[-1] / "0.monitor.csv").write_text('#{"t_start": 0, "env_id": "MarioShaped"}\nr,l,t\n' + rows)
+    assert plots.read_monitor_episodes(*runs)["steps"].tolist() == [10, 30, 35]
+    plots.main(["curves", *map(str, runs), "-o", str(tmp_path / "curves.png"), "--window", "1"])
+    assert Image.open(tmp_path / "curves.png").size == (1200, 700)
+
+
 def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     with pytest.raises(FileNotFoundError, match="no model at '.*missing.zip'"):
         load_agent(tmp_path / "missing.zip")
