@@ -9,6 +9,7 @@ Training throughput of the rl-zoo3 entries: env steps/s and gradient steps/s, on
     python scripts/bench_training.py --options --baseline /tmp/sb3-mario-69a3b47
         # the flag entry with each speed option of the learner on and off (bf16, env steps
         # overlapped with training in subprocess envs, replay on the device), interleaved, with ratios
+        # to the baseline checkout's code run in fp32 (the learner before bf16 and these options)
 
 With n envs, ``train_freq`` is divided by n so that every configuration does the same number of
 gradient steps per transition (SB3 counts ``train_freq`` in vectorised steps).
@@ -87,7 +88,8 @@ def compare(entries: dict[str, tuple[str, int]], variants: dict[str, dict], base
     and the ratio to the first variant, or to the baseline when there is one.
     """
     if baseline:
-        variants = {"baseline": dict(code=baseline), **variants}
+        # The entry without its precision: fp32, and runnable by code older than the option.
+        variants = {"baseline fp32": dict(code=baseline), **variants}
     for conf, (algo, steps) in entries.items():
         if baseline and not os.path.isfile(os.path.join(baseline, conf)):
             continue
