@@ -74,18 +74,28 @@ def test_sum_tree_refuses_bad_input() -> None:
 # ---- prioritized replay ----------------------------------------------------------------------------
 
 
-def fill(buffer: ReplayBuffer, n: int, done_every: int = 0, seed: int = 0) -> None:
-    """Add ``n`` transitions of distinct small observations (obs t+1 = next obs t)."""
+def fill(buffer: ReplayBuffer, n: int, done_every: int = 0, seed: int = 0, truncate_every: int = 0) -> None:
+    """
+    Add ``n`` transitions of distinct small observations (obs t+1 = next obs t). Env ``e``'s episodes
+    end at steps ``t`` with ``(t + 1 + e) % done_every == 0`` (terminated) or likewise with
+    ``truncate_every`` (truncated by a time limit), so that envs end episodes at different steps.
+    """
     rng = np.random.default_rng(seed)
     n_envs = buffer.n_envs
     obs = rng.integers(0, 256, size=(n_envs, *SMALL_OBS.shape), dtype=np.uint8)
     for step in range(n):
         next_obs = rng.integers(0, 256, size=obs.shape, dtype=np.uint8)
-        done = np.full(n_envs, bool(done_every) and (step + 1) % done_every == 0)
+        terminated = _episode_ends(step, done_every, n_envs)
+        truncated = _episode_ends(step, truncate_every, n_envs) & ~terminated
         action = rng.integers(0, 4, size=(n_envs, 1))
         reward = rng.normal(size=n_envs).astype(np.float32)
-        buffer.add(obs, next_obs, action, reward, done, [{} for _ in range(n_envs)])
+        infos = [{"TimeLimit.truncated": bool(flag)} for flag in truncated]
+        buffer.add(obs, next_obs, action, reward, terminated | truncated, infos)
         obs = next_obs
+
+
+def _episode_ends(step: int, every: int, n_envs: int) -> np.ndarray:
+    return np.array([bool(every) and (step + 1 + env) % every == 0 for env in range(n_envs)])
 
 
 def test_importance_weights_on_a_constructed_case() -> None:
@@ -130,19 +140,41 @@ def test_prioritized_leaves_cover_every_env() -> None:
 STORAGES = {"plain": dict(codec=None), "lz4": dict(codec="lz4"), "on device": dict(observations_on_device=True)}
 
 
+# name -> (n_envs, transitions added to a 50-transition buffer, done_every, truncate_every)
+N_STEP_CASES = {
+    "one env, wrapped, write head mid-episode": (1, 69, 7, 0),
+    "one env, time-limit truncations": (1, 40, 0, 6),
+    "two envs, wrapped, ends and truncations": (2, 40, 7, 5),
+}
+
+
 @pytest.mark.parametrize("storage", STORAGES)
-def test_n_step_returns_match_sb3(storage: str) -> None:
-    # With one env SB3's NStepReplayBuffer and ours read the same transitions: same returns,
-    # discounts, dones and next observations, across episode ends and the write head.
-    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9, alpha=0.0, **STORAGES[storage])
-    sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, device="cpu", n_steps=3, gamma=0.9)
+@pytest.mark.parametrize("case", N_STEP_CASES)
+def test_n_step_returns_match_sb3(storage: str, case: str) -> None:
+    # SB3's NStepReplayBuffer and ours read the same transitions: same returns, discounts, dones and
+    # next observations, across episode ends, truncations, the wrap-around and the write head.
+    n_envs, n_added, done_every, truncate_every = N_STEP_CASES[case]
+    common = dict(device="cpu", n_envs=n_envs, n_steps=3, gamma=0.9, handle_timeout_termination=True)
+    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, alpha=0.0, **common, **STORAGES[storage])
+    sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, **common)
     for buffer in (ours, sb3):
-        fill(buffer, 70, done_every=7)  # wrapped around: the write head is mid-episode
-    inds = np.arange(50)
-    mine, theirs = ours._gather(inds, np.zeros(50, dtype=np.int64), None), sb3._get_samples(inds)
+        fill(buffer, n_added, done_every=done_every, truncate_every=truncate_every)
+    rows = 50 // n_envs
+    if done_every:  # the case is what its name says
+        assert not ours.dones[ours.pos - 1].all() and (n_added > rows) == ours.full
+    inds = np.arange(ours.size()).repeat(n_envs)  # every stored row n_envs times: SB3 draws the env of each
+    np.random.seed(0)
+    theirs = sb3._get_samples(inds)
+    np.random.seed(0)
+    mine = ours._gather(inds, np.random.randint(0, n_envs, size=inds.shape), None)
     for field in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
-        np.testing.assert_allclose(getattr(mine, field).numpy(), getattr(theirs, field).numpy(), rtol=1e-6, err_msg=field)
-    assert (mine.discounts.numpy() < 0.9**3 + 1e-6).sum() < 50  # some windows were cut short by an episode end
+        np.testing.assert_allclose(_numpy(getattr(mine, field)), _numpy(getattr(theirs, field)), rtol=1e-6, err_msg=field)
+    discounts = mine.discounts.numpy().ravel()
+    assert (discounts > 0.9**3 + 1e-6).any() and np.isclose(discounts, 0.9**3).any()  # windows cut short, and full ones
+
+
+def _numpy(tensor: th.Tensor) -> np.ndarray:
+    return tensor.cpu().numpy()
 
 
 # ---- compressed buffer -----------------------------------------------------------------------------

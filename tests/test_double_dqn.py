@@ -16,17 +16,9 @@ from sb3_mario.vec_env import LeanVecNormalize
 
 
 def cartpole_model(env: VecEnv | str = "CartPole-v1", **kwargs) -> DoubleDQN:
-    return DoubleDQN(
-        "MlpPolicy",
-        env,
-        policy_kwargs=dict(net_arch=[8]),
-        learning_starts=0,
-        batch_size=8,
-        buffer_size=500,
-        seed=0,
-        device="cpu",
-        **kwargs,
-    )
+    """A small DoubleDQN on CartPole; ``kwargs`` add to or override its settings."""
+    settings = dict(policy_kwargs=dict(net_arch=[8]), learning_starts=0, batch_size=8, buffer_size=500, seed=0, device="cpu")
+    return DoubleDQN("MlpPolicy", env, **{**settings, **kwargs})
 
 
 def set_output_bias(q_net: th.nn.Module, bias: list[float]) -> None:
@@ -79,6 +71,50 @@ def test_prioritized_training_updates_priorities_and_saves(tmp_path) -> None:
     assert isinstance(loaded.replay_buffer, PrioritizedReplayBuffer)
     obs = np.zeros((5, 4), dtype=np.float32)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_prioritized_update_on_constructed_networks() -> None:
+    # Fixed networks make every quantity of one PER step computable by hand: the n-step Double-DQN
+    # target, the new priorities (|TD error| + eps)^alpha, the importance weights at the current
+    # beta over the stored part of a partly filled two-env buffer, and the weighted Huber loss.
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = cartpole_model(
+        env=env, prioritized_replay=True, prioritized_replay_alpha=0.6, n_steps=3, gamma=0.9, learning_starts=10_000
+    )
+    model.learn(120)  # 120 of 500 transitions (250 rows x 2 envs), no update yet
+    buffer = model.replay_buffer
+    n_stored = buffer.size() * buffer.n_envs
+    assert n_stored == 120 and not buffer.full
+    buffer.update_priorities(np.arange(n_stored), np.random.default_rng(0).random(n_stored) + 0.1)
+    before = buffer.tree.priorities[:n_stored].copy()
+    set_output_bias(model.q_net, [0.0, 1.0])  # Q(s, .) = (0, 1): argmax 1 everywhere
+    set_output_bias(model.q_net_target, [5.0, 2.0])  # Q_target(s', 1) = 2 (vanilla DQN would take 5)
+    model._current_progress_remaining = 0.5  # beta = 0.4 + 0.5 * (1.0 - 0.4) = 0.7
+    batches = []
+    sample = buffer.sample
+    buffer.sample = lambda *args, **kwargs: batches.append(sample(*args, **kwargs)) or batches[-1]
+    np.random.seed(3)
+    model.train(gradient_steps=1, batch_size=32)
+    batch = batches[0]
+    indices = batch.indices
+
+    # Importance weights: (N P(i))^-beta / max_j (N P(j))^-beta over the 120 stored transitions.
+    scaled = n_stored * before / before.sum()
+    expected_weights = scaled[indices] ** -0.7 / (scaled**-0.7).max()
+    np.testing.assert_allclose(batch.weights.numpy().ravel(), expected_weights, rtol=1e-5)
+
+    discounts = batch.discounts.numpy().ravel()
+    assert np.isclose(discounts, 0.9**3).any()  # full 3-step windows: gamma would be wrong for them
+    rewards, dones = batch.rewards.numpy().ravel(), batch.dones.numpy().ravel()
+    current = batch.actions.numpy().ravel().astype(np.float32)  # Q(s, a) = a
+    target = rewards + (1 - dones) * discounts * 2.0
+    td = target - current
+    expected_priorities = (np.abs(td) + model.prioritized_replay_eps) ** 0.6
+    np.testing.assert_allclose(buffer.tree.priorities[indices], expected_priorities, rtol=1e-5)
+    untouched = np.setdiff1d(np.arange(n_stored), indices)
+    np.testing.assert_array_equal(buffer.tree.priorities[untouched], before[untouched])
+    huber = np.where(np.abs(td) < 1, 0.5 * td**2, np.abs(td) - 0.5)
+    assert model.logger.name_to_value["train/loss"] == pytest.approx(float(np.mean(expected_weights * huber)), rel=1e-5)
 
 
 def test_observations_on_device_train_exactly_as_in_host_arrays() -> None:
