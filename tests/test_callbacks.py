@@ -13,22 +13,28 @@ from sb3_mario.schedules import BoostableSchedule, ExponentialSchedule
 
 
 class Corridor(gym.Env):
-    """Mario in a corridor: x grows by ``speed`` every step whatever the action; ``length`` steps per episode."""
+    """
+    Mario in a corridor: x grows by ``speed`` every step whatever the action; ``length`` steps per
+    episode, which end by the ``causes`` in turn.
+    """
 
     observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
     action_space = spaces.Discrete(2)
 
-    def __init__(self, speed: int = 8, length: int = 20) -> None:
-        self.speed, self.length = speed, length
+    def __init__(self, speed: int = 8, length: int = 20, causes: tuple[str, ...] = ("death",)) -> None:
+        self.speed, self.length, self.causes = speed, length, causes
+        self.episode = -1
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.x, self.t = 40, 0
+        self.episode += 1
         return np.zeros(1, np.float32), {"x_pos": self.x, "max_x": self.x}
 
     def step(self, action):
         self.x, self.t = self.x + self.speed, self.t + 1
-        info = {"x_pos": self.x, "max_x": self.x, "termination_cause": "death" if self.t == self.length else None}
+        cause = self.causes[self.episode % len(self.causes)] if self.t == self.length else None
+        info = {"x_pos": self.x, "max_x": self.x, "termination_cause": cause}
         return np.zeros(1, np.float32), 0.0, self.t == self.length, False, info
 
 
@@ -141,12 +147,17 @@ def test_shared_epsilon_with_several_envs_is_the_largest_boost() -> None:
 
 
 def test_episode_stats_callback_logs_rates() -> None:
-    env = make_vec_env(Corridor, n_envs=1, seed=0)
+    causes = ("death", "stall", "flag", "death")
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(causes=causes))
     model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
-    stats = MarioEpisodeStatsCallback(window=10)
-    model.learn(20 * 5, callback=stats)
-    assert list(stats.max_x) == [200] * 5
-    assert list(stats.causes) == ["death"] * 5
+    stats = MarioEpisodeStatsCallback(window=4)
+    model.learn(20 * 9, callback=stats, log_interval=None)  # no dump: the last recorded values stay readable
+    assert list(stats.max_x) == [200] * 4
+    # Episodes 5..8 of the cycle ended stall, flag, death, death: the rates over the 4-episode window.
+    assert list(stats.causes) == ["stall", "flag", "death", "death"]
+    logged = model.logger.name_to_value
+    assert (logged["mario/death_rate"], logged["mario/stall_rate"], logged["mario/flag_rate"]) == (0.5, 0.25, 0.25)
+    assert (logged["mario/ep_max_x_mean"], logged["mario/ep_max_x_max"]) == (200.0, 200.0)
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,10 @@ def test_same_seed_same_actions_same_episode() -> None:
 def test_action_sets(actions: str, buttons: list) -> None:
     env = gym.make("MarioShaped", actions=actions)
     assert env.action_space.n == len(buttons)
-    assert env.unwrapped.get_action_meanings is not None
+    joypad = env
+    while not isinstance(joypad, JoypadSpace):
+        joypad = joypad.env
+    assert joypad.get_action_meanings() == [" ".join(combination) for combination in buttons]
     env.close()
 
 

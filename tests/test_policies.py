@@ -64,11 +64,12 @@ def test_constant_shift_of_advantages_leaves_q_unchanged() -> None:
     obs = random_obs(3)
     with th.no_grad():
         before = q_net(obs)
+        _, advantages = q_net.value_and_advantages(obs.float() / 255)
         q_net.q_net[-1].bias += 5.0  # every advantage + 5
         after = q_net(obs)
         _, shifted_advantages = q_net.value_and_advantages(obs.float() / 255)
-    th.testing.assert_close(after, before)
-    assert not th.allclose(shifted_advantages, shifted_advantages - 5.0)
+    th.testing.assert_close(shifted_advantages, advantages + 5.0)  # the shift reached the advantages...
+    th.testing.assert_close(after, before)  # ...and not Q
     with th.no_grad():
         q_net.value_net[-1].bias += 5.0  # a shift of V does move Q
         th.testing.assert_close(q_net(obs), before + 5.0)
