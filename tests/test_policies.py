@@ -98,7 +98,14 @@ def test_batchnorm_modes_under_dqn(tmp_path) -> None:
 def test_mlp_alias_on_vector_observations() -> None:
     model = DQN("DuelingMlpPolicy", "CartPole-v1", learning_starts=10, buffer_size=100, seed=0)
     assert isinstance(model.policy, DuelingDQNPolicy) and isinstance(model.q_net, DuelingQNetwork)
+    before = [parameter.detach().clone() for parameter in model.q_net.parameters()]
     model.learn(30)
+    assert model._n_updates == 6  # after the 4-step rollouts ending at steps 12, 16, ..., 32 (past learning_starts)
+    assert any(not th.equal(old, new) for old, new in zip(before, model.q_net.parameters(), strict=True))
+    obs = th.as_tensor(np.random.default_rng(0).normal(size=(3, 4)), dtype=th.float32)
+    with th.no_grad():
+        values, advantages = model.q_net.value_and_advantages(obs)
+        th.testing.assert_close(model.q_net(obs), values + advantages - advantages.mean(dim=1, keepdim=True))
 
 
 @pytest.mark.slow
