@@ -8,6 +8,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stable_baselines3 import DQN
 from zoo_runner import REPO, zoo
@@ -117,3 +118,23 @@ def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     assert buffer.size() == 99  # callbacks run before the step's transition is stored, as in SB3
     saved = VecNormalize.load(str(tmp_path / "rl_model_vecnormalize_100_steps.pkl"), make_vec_env("CartPole-v1"))
     assert saved.ret_rms.count == env.ret_rms.count > 1
+
+
+def test_a_checkpoint_write_that_fails_half_way_leaves_the_previous_one_loadable(tmp_path) -> None:
+    from sb3_mario.checkpoints import save_atomically
+
+    model = DQN("MlpPolicy", "CartPole-v1", learning_starts=1000, seed=0, device="cpu")
+    path = tmp_path / "rl_model_50_steps.zip"
+    save_atomically(model.save, path)
+    complete = path.read_bytes()
+
+    def crash_half_way(target: Path) -> None:
+        target.write_bytes(complete[: len(complete) // 2])
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        save_atomically(crash_half_way, path)
+    assert path.read_bytes() == complete
+    loaded = DQN.load(path, device="cpu")
+    obs = np.zeros((2, 4), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
