@@ -99,6 +99,11 @@ def _read_zip(path: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
 def _policy_class(state_dict: dict[str, th.Tensor], path: Path) -> tuple[type[DQNPolicy], dict[str, Any]]:
     """The known policy class the weights belong to, and the keyword arguments their shapes imply."""
     keys = set(state_dict)
+    if any(key.startswith("quantile_net.") for key in keys):
+        raise UnsafeModelError(
+            f"{path} is a QR-DQN model: the safe loader rebuilds DQN policies only; load it with "
+            "--unsafe-pickle --algo qrdqn only if you trust its author"
+        )
     dueling = any(key.startswith("q_net.value_net.") for key in keys)
     mario_cnn = any(key.startswith("q_net.features_extractor.cnn.") for key in keys) and not any(
         key.startswith("q_net.features_extractor.linear.") for key in keys

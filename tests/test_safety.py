@@ -142,3 +142,45 @@ def test_seeded_runs_are_identical() -> None:
     assert len(np.unique(first[1])) == 7  # the transitions are varied, not one action repeated
     for key in first[4]:
         th.testing.assert_close(first[4][key], second[4][key], rtol=0, atol=0)
+
+
+# name -> (env id, policy, policy_kwargs): what the entries save, and the variants users make.
+SAFE_LOADER_CASES = {
+    "dueling CNN without BatchNorm (the CPU and flag entries)": (
+        "MarioShaped",
+        "DuelingCnnPolicy",
+        dict(features_extractor_kwargs=dict(batch_norm=False)),
+    ),
+    "dueling CNN with BatchNorm, two hidden layers": ("MarioShaped", "DuelingCnnPolicy", dict(net_arch=[256, 128])),
+    "dueling MLP": ("CartPole-v1", "DuelingMlpPolicy", dict(net_arch=[32, 16])),
+    "DQN's CnnPolicy": ("MarioShaped", "CnnPolicy", dict(net_arch=[128])),
+}
+
+
+@pytest.mark.parametrize("case", SAFE_LOADER_CASES)
+def test_safe_loader_rebuilds_each_policy_kind_exactly(case: str, tmp_path) -> None:
+    env_id, policy, policy_kwargs = SAFE_LOADER_CASES[case]
+    path = tmp_path / "model.zip"
+    DQN(policy, env_id, buffer_size=100, policy_kwargs=policy_kwargs, seed=0, device="cpu").save(path)
+    trusted = DQN.load(path, device="cpu").policy
+    trusted.set_training_mode(False)
+    safe = load_agent(path).model
+    assert type(safe) is type(trusted)
+    shape = trusted.observation_space.shape
+    rng = np.random.default_rng(0)
+    if env_id == "MarioShaped":
+        obs = th.as_tensor(rng.integers(0, 256, size=(8, *shape), dtype=np.uint8))
+    else:
+        obs = th.as_tensor(rng.normal(size=(8, *shape)), dtype=th.float32)
+    with th.no_grad():
+        th.testing.assert_close(safe.q_net(obs.clone()), trusted.q_net(obs.clone()), rtol=0, atol=0)
+
+
+def test_safe_loader_refuses_qrdqn_by_name(tmp_path) -> None:
+    from sb3_contrib import QRDQN
+
+    path = tmp_path / "qrdqn.zip"
+    QRDQN("MlpPolicy", "CartPole-v1", buffer_size=100, seed=0, device="cpu").save(path)
+    with pytest.raises(UnsafeModelError, match=r"QR-DQN .* --unsafe-pickle --algo qrdqn"):
+        load_agent(path)
+    assert load_agent(path, algo="qrdqn", safe=False).model.__class__.__name__ == "QRDQN"
