@@ -195,6 +195,7 @@ def mario_transitions() -> list[tuple]:
     return transitions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_compressed_buffer_returns_exactly_what_was_stored(mario_transitions, codec: str) -> None:
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
@@ -223,6 +224,7 @@ def th_equal(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all())
 
 
+@pytest.mark.slow
 def test_compressed_buffer_survives_pickling(tmp_path, mario_transitions) -> None:
     from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
@@ -252,6 +254,7 @@ def test_observations_on_device_are_tensors_there_and_survive_pickling(tmp_path)
     assert loaded.next_observations[rows, envs].device.type == device
 
 
+@pytest.mark.slow
 def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None:
     # Buffers saved before lz4 blobs became bare blocks hold lz4 frames: sampling must read both.
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)

@@ -275,6 +275,7 @@ def test_overlapped_updates_run_while_an_env_step_is_under_way(tmp_path) -> None
     assert all(sync_events[index - 1] == "collect" for index, event in enumerate(sync_events) if event == "train")
 
 
+@pytest.mark.slow
 def test_overlapped_runs_are_identical_with_subprocess_envs() -> None:
     params = []
     for vec_env_cls in (DummyVecEnv, SubprocVecEnv):

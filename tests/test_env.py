@@ -95,6 +95,7 @@ def test_death_ends_on_first_dying_frame(env: gym.Env) -> None:
     assert env.unwrapped.ram[0x000E] == 0x0B  # the emulator is left on the dying frame itself
 
 
+@pytest.mark.slow
 def test_flag_ends_with_exact_reward(env: gym.Env) -> None:
     env.reset(seed=0)
     run_right_with_help(env.unwrapped, until_x=3050)  # on the last staircase, before the flagpole
@@ -127,6 +128,7 @@ def test_standing_still_stalls_out(env: gym.Env) -> None:
     np.testing.assert_allclose(rewards[15:125], 4 * (-0.1 - 0.5))  # on the ground: the full stall penalty
 
 
+@pytest.mark.slow
 def test_same_seed_same_actions_same_episode() -> None:
     actions = np.random.default_rng(7).integers(0, 7, size=150)
     runs = []

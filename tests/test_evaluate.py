@@ -34,6 +34,7 @@ def run_dir(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_evaluate_json_and_table(run_dir, tmp_path, capsys) -> None:
     report_path = tmp_path / "report.json"
     evaluate.main([str(run_dir), "--episodes", "2", "--random-baseline", "--json", str(report_path)])
@@ -94,6 +95,7 @@ def test_a_stalled_episode_is_not_a_death() -> None:
     assert (summary["stall_rate"], summary["death_rate"]) == (1.0, 0.0)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_in_a_run_folder_gets_the_runs_settings(tmp_path) -> None:
     run = tmp_path / "ddqn" / "MarioShaped_1"
     (run / "MarioShaped").mkdir(parents=True)
@@ -106,6 +108,7 @@ def test_a_checkpoint_in_a_run_folder_gets_the_runs_settings(tmp_path) -> None:
     assert report["env_kwargs"] == {"actions": "right_only"}
 
 
+@pytest.mark.slow
 def test_greedy_untrained_agent_is_deterministic(run_dir) -> None:
     agent = load_agent(run_dir)
     first = evaluate.evaluate(agent, ["1-1"], 2, epsilon=0.0, progress_bar=False)
@@ -113,6 +116,7 @@ def test_greedy_untrained_agent_is_deterministic(run_dir) -> None:
     assert episodes[0] == episodes[1]  # greedy, deterministic emulator: the same episode twice
 
 
+@pytest.mark.slow
 def test_level_matrix(run_dir, tmp_path) -> None:
     report_path = tmp_path / "world1.json"
     evaluate.main([str(run_dir), "--world", "1", "--episodes", "1", "--greedy", "--json", str(report_path)])
@@ -120,6 +124,7 @@ def test_level_matrix(run_dir, tmp_path) -> None:
     assert list(report["levels"]) == ["1-1", "1-2", "1-3", "1-4"] and report["epsilon"] == 0.0
 
 
+@pytest.mark.slow
 def test_gif_and_mp4(run_dir, tmp_path) -> None:
     video.main([str(run_dir), "--output", str(tmp_path), "--epsilon", "0", "--max-steps", "30"])
     gif = Image.open(tmp_path / "mario_1-1_episode0.gif")
@@ -133,12 +138,14 @@ def test_gif_and_mp4(run_dir, tmp_path) -> None:
     assert (tmp_path / "mario_1-1_episode0.mp4").stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_gif_with_observation_panel(run_dir, tmp_path) -> None:
     video.main([str(run_dir), "--output", str(tmp_path), "--format", "gif", "--with-observation", "--max-steps", "5"])
     gif = Image.open(tmp_path / "mario_1-1_episode0.gif")
     assert gif.size == (256 + 192, 240) and gif.n_frames == 6
 
 
+@pytest.mark.slow
 def test_plots(run_dir, tmp_path) -> None:
     curves = plots.plot_learning_curves(run_dir, tmp_path / "curves.png", window=2)
     assert Image.open(curves).size == (1200, 700)
@@ -162,6 +169,7 @@ def test_curves_of_a_continued_run_add_up_its_steps(tmp_path) -> None:
     assert Image.open(tmp_path / "curves.png").size == (1200, 700)
 
 
+@pytest.mark.slow
 def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     with pytest.raises(FileNotFoundError, match="no model at '.*missing.zip'"):
         load_agent(tmp_path / "missing.zip")
@@ -194,6 +202,7 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
         plots.plot_learning_curves(tmp_path, tmp_path / "x.png")
 
 
+@pytest.mark.slow
 def test_model_that_does_not_fit_the_env(run_dir) -> None:
     agent = load_agent(run_dir)
     with pytest.raises(

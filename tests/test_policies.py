@@ -75,6 +75,7 @@ def test_constant_shift_of_advantages_leaves_q_unchanged() -> None:
         th.testing.assert_close(q_net(obs), before + 5.0)
 
 
+@pytest.mark.slow
 def test_batchnorm_modes_under_dqn(tmp_path) -> None:
     env = gym.make("MarioShaped")
     model = DQN("DuelingCnnPolicy", env, buffer_size=500, learning_starts=32, batch_size=16, train_freq=4, seed=0)
@@ -155,6 +156,7 @@ def test_bf16_precision_runs_under_autocast_and_returns_float32() -> None:
     assert weight.dtype == weight.grad.dtype == th.float32 and weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_bf16_precision_survives_save_and_load(tmp_path) -> None:
     env = gym.make("MarioShaped", actions="right_only")
     kwargs = dict(features_extractor_kwargs=dict(batch_norm=False), precision="bf16")

@@ -90,6 +90,7 @@ def test_worker_cores_go_round_robin_over_the_allowed_cores() -> None:
     assert worker_cores(len(cores) * 2 + 1) == [*cores, *cores, cores[0]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm_obs", [False, True])
 def test_lean_vec_normalize_matches_sb3_and_copies_no_observation_it_keeps(norm_obs: bool) -> None:
     actions = np.random.default_rng(1).integers(0, 7, size=(300, 2))
