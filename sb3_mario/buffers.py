@@ -270,7 +270,7 @@ class CompressedReplayBuffer(ReplayBuffer):
                 "use normalize: dict(norm_obs=False, ...) or observations_on_device=False"
             )
         if self.n_steps == 1:
-            rewards = self.rewards[batch_inds, env_indices]
+            rewards = self._normalize_reward(self.rewards[batch_inds, env_indices], env)
             dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
             last_inds, discounts = batch_inds, None
         else:
@@ -285,7 +285,10 @@ class CompressedReplayBuffer(ReplayBuffer):
             length = np.where(ends.any(axis=1), ends.argmax(axis=1), self.n_steps - 1) + 1
             mask = np.arange(self.n_steps) < length[:, None]
             powers = self.gamma ** np.arange(self.n_steps, dtype=np.float32)
-            rewards = (self.rewards[window, env_indices[:, None]] * powers * mask).sum(axis=1)
+            # Each reward normalized (and clipped) before the sum, as SB3's NStepReplayBuffer does:
+            # VecNormalize's clip_reward applies to single rewards, not to n-step returns.
+            step_rewards = self._normalize_reward(self.rewards[window, env_indices[:, None]], env)
+            rewards = (step_rewards * powers * mask).sum(axis=1)
             last_inds = (batch_inds + length - 1) % self.buffer_size
             dones = self.dones[last_inds, env_indices] * (1 - self.timeouts[last_inds, env_indices])
             discounts = (self.gamma**length).astype(np.float32).reshape(-1, 1)
@@ -299,7 +302,7 @@ class CompressedReplayBuffer(ReplayBuffer):
                 self._normalize_obs(self.next_observations[last_inds, env_indices], env), copy=False
             ),
             dones=self.to_torch(dones.reshape(-1, 1), copy=False),
-            rewards=self.to_torch(self._normalize_reward(rewards.reshape(-1, 1), env), copy=False),
+            rewards=self.to_torch(rewards.reshape(-1, 1).astype(np.float32), copy=False),
             discounts=None if discounts is None else self.to_torch(discounts, copy=False),
         )
 

@@ -7,6 +7,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.buffers import CODECS, CompressedReplayBuffer, PrioritizedReplayBuffer
@@ -171,6 +172,24 @@ def test_n_step_returns_match_sb3(storage: str, case: str) -> None:
         np.testing.assert_allclose(_numpy(getattr(mine, field)), _numpy(getattr(theirs, field)), rtol=1e-6, err_msg=field)
     discounts = mine.discounts.numpy().ravel()
     assert (discounts > 0.9**3 + 1e-6).any() and np.isclose(discounts, 0.9**3).any()  # windows cut short, and full ones
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_normalized_clipped_rewards_match_sb3(n_steps: int) -> None:
+    # VecNormalize's clip_reward clips single rewards: SB3 normalizes each reward, then sums.
+    vec_normalize = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]), norm_obs=False, clip_reward=0.5)
+    vec_normalize.ret_rms.var = np.array(4.0 - vec_normalize.epsilon)  # rewards / 2, then clipped to [-0.5, 0.5]
+    common = dict(device="cpu", n_steps=n_steps, gamma=0.9)
+    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, alpha=0.0, codec="lz4", **common)
+    sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, **common)
+    for buffer in (ours, sb3):
+        fill(buffer, 69, done_every=7)
+    assert (np.abs(sb3.rewards[:, 0]) > 1.0).sum() > 10  # many rewards are clipped
+    inds = np.arange(50)
+    theirs = sb3._get_samples(inds, vec_normalize)
+    mine = ours._gather(inds, np.zeros(50, dtype=np.int64), vec_normalize)
+    np.testing.assert_allclose(mine.rewards.numpy(), theirs.rewards.numpy(), rtol=1e-6)
+    assert mine.rewards.dtype == th.float32
 
 
 def _numpy(tensor: th.Tensor) -> np.ndarray:
