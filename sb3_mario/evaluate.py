@@ -21,7 +21,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from tqdm import tqdm
 
-from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent
+from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
 from sb3_mario.stages import DEFAULT_LEVEL, LEVELS, check_level
 
 
@@ -193,7 +193,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--episodes {args.episodes} must be at least 1")
     if args.path is None and not args.random_only:
         parser.error("give a model path or --random-only")
-    agent = None if args.random_only else load_agent(args.path, algo=args.algo, best=args.best, safe=not args.unsafe_pickle)
+    agent = (
+        None
+        if args.random_only
+        else load_agent_or_exit(parser, args.path, algo=args.algo, best=args.best, safe=not args.unsafe_pickle)
+    )
     json_path = args.json or (agent.default_output_dir / "evaluation.json" if agent else Path("evaluation.json"))
     if json_path.exists() and not args.overwrite:
         parser.error(f"{json_path} already holds a report; pass --json elsewhere or --overwrite")

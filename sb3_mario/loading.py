@@ -8,6 +8,7 @@ known policy classes from the weights' shapes, and reads the weights with
 ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
 """
 
+import argparse
 import io
 import json
 import zipfile
@@ -225,6 +226,22 @@ def load_agent(path: str | Path, algo: str | None = None, best: bool = False, sa
         from stable_baselines3 import DQN as algorithm
     model = algorithm.load(zip_path, device="cpu")
     return LoadedAgent(zip_path, model, model.observation_space.shape, int(model.action_space.n), env_kwargs, output_dir)
+
+
+def load_agent_or_exit(parser: argparse.ArgumentParser, path: str | Path, **kwargs: Any) -> LoadedAgent:
+    """
+    :func:`load_agent` for a command line: a path that holds no loadable model (missing, empty,
+    corrupt, unsafe, unknown policy) is the user's error: ``error: <why>`` and exit status 2, as
+    argparse reports bad arguments, instead of a traceback.
+
+    :param parser: The command's parser.
+    :param path: As for :func:`load_agent`.
+    :param kwargs: :func:`load_agent`'s other arguments.
+    """
+    try:
+        return load_agent(path, **kwargs)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
 
 
 def epsilon_greedy_action(

@@ -172,13 +172,19 @@ def main(argv: list[str] | None = None) -> None:
     progress.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: beside the report)")
     args = parser.parse_args(argv)
     if args.command == "curves":
-        path = plot_learning_curves(
-            args.run_dir, args.output or args.run_dir[-1] / "learning_curves.png", args.tensorboard, args.window
-        )
+        try:
+            path = plot_learning_curves(
+                args.run_dir, args.output or args.run_dir[-1] / "learning_curves.png", args.tensorboard, args.window
+            )
+        except FileNotFoundError as error:  # not a run folder, no TensorBoard events
+            parser.error(str(error))
     else:
         if not args.report.is_file():
             parser.error(f"no evaluation report at {str(args.report)!r}")
-        path = plot_level_progress(args.report, args.output or args.report.with_suffix(".png"))
+        try:
+            path = plot_level_progress(args.report, args.output or args.report.with_suffix(".png"))
+        except (ValueError, KeyError) as error:  # not JSON, or JSON without an evaluation's fields
+            parser.error(f"{args.report} is not a report of sb3_mario.evaluate ({type(error).__name__}: {error})")
     print(path)
 
 

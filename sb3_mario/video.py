@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent
+from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
 from sb3_mario.stages import DEFAULT_LEVEL, check_level
 
 FORMATS = ("mp4", "gif")
@@ -106,14 +106,17 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes} must be at least 1")
-    agent = load_agent(args.path, best=args.best, safe=not args.unsafe_pickle)
+    agent = load_agent_or_exit(parser, args.path, best=args.best, safe=not args.unsafe_pickle)
     level = args.level or agent.env_kwargs.get("level", DEFAULT_LEVEL)
     try:
         check_level(level)
     except ValueError as error:
         parser.error(f"--{error}")
     env = gym.make("MarioShaped", **{**agent.env_kwargs, "level": level, "render_mode": "rgb_array"})
-    agent.check_env(env)
+    try:
+        agent.check_env(env)
+    except ValueError as error:
+        parser.error(str(error))
     fps = env.metadata.get("render_fps", 60) / env.get_wrapper_attr("frame_skip")
     output = args.output or agent.default_output_dir / "videos"
     paths = [output / f"mario_{level}_episode{episode}.{fmt}" for episode in range(args.episodes) for fmt in args.format]

@@ -1,6 +1,7 @@
 """Evaluation, video and plot commands on a freshly initialised model and a constructed run folder."""
 
 import json
+import re
 from collections import OrderedDict
 
 import gymnasium as gym
@@ -200,6 +201,27 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     assert "--level='0-1' is not an SMB1 stage; valid levels: 1-1, 1-2" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no Monitor CSV"):
         plots.plot_learning_curves(tmp_path, tmp_path / "x.png")
+
+
+def test_commands_report_user_errors_without_a_traceback(tmp_path, capsys) -> None:
+    # A missing, empty or corrupt file is the user's error: "error: ..." on stderr and exit status 2.
+    empty, corrupt, not_json = tmp_path / "empty.zip", tmp_path / "corrupt.zip", tmp_path / "report.json"
+    empty.write_bytes(b"")
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    not_json.write_text("{not json")
+    commands = [
+        (evaluate.main, [str(tmp_path / "missing.zip")], "no model at '.*missing.zip'"),
+        (evaluate.main, [str(empty)], "empty.zip is not a valid SB3 model zip"),
+        (video.main, [str(corrupt)], "corrupt.zip is not a valid SB3 model zip"),
+        (plots.main, ["curves", str(tmp_path)], "no Monitor CSV"),
+        (plots.main, ["progress", str(not_json)], "report.json is not a report of sb3_mario.evaluate"),
+    ]
+    for main, argv, message in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and re.search(f"error: .*{message}", err), (argv, err)
+        assert "Traceback" not in err
 
 
 @pytest.mark.slow
