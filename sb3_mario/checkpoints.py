@@ -1,6 +1,6 @@
 """
 Callbacks that keep a run's work safe: checkpoints written atomically (a killed run's newest one
-always loads), the replay buffer saved beside them, and a clean stop on the first Ctrl-C.
+always loads), the replay buffer saved beside them, and a clean stop on Ctrl-C or SIGTERM.
 """
 
 import os
@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
@@ -77,34 +78,45 @@ class ReplayBufferCheckpointCallback(BaseCallback):
 
 class GracefulInterruptCallback(BaseCallback):
     """
-    Turn the first Ctrl-C (SIGINT) into a clean stop at the end of the current env step.
+    Turn Ctrl-C (SIGINT) and SIGTERM into a clean stop at the end of the current env step.
 
     A plain ``KeyboardInterrupt`` can land in the middle of a checkpoint being written and crash the
-    run with a half-written file and no final model. With this callback the first Ctrl-C only asks
-    training to stop; ``learn`` returns normally and rl-zoo3 saves the model (and the replay buffer
-    with ``--save-replay-buffer``). A second Ctrl-C interrupts at once, as usual.
+    run with a half-written file and no final model; job schedulers (SLURM, Kubernetes, preemptible
+    cloud machines) stop a job with SIGTERM and a grace period before SIGKILL. With this callback a
+    stop signal only asks training to stop; ``learn`` returns normally and rl-zoo3 saves the model
+    (and the replay buffer with ``--save-replay-buffer``). Once a stop was asked, further signals
+    (``timeout -s INT`` signals the process and then its whole group; impatient users press Ctrl-C
+    twice) are acknowledged and ignored until the process ends, so that they cannot interrupt the
+    final save either. A run that ends without a signal gets the previous handlers back.
 
     :param verbose: Verbosity level: 1 says when the stop was requested.
     """
 
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.interrupted = False
-        self._previous_handler = None
+        self._previous_handlers: dict[int, Any] = {}
 
     def _on_training_start(self) -> None:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+            for signum in self.STOP_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
 
     def _request_stop(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.interrupted:
+            print(f"\n{name}: already stopping; the model is being saved")
+            return
         self.interrupted = True
-        signal.signal(signal.SIGINT, self._previous_handler)
         if self.verbose >= 1:
-            print("\nCtrl-C: stopping after this step (press it again to stop at once)")
+            print(f"\n{name}: stopping after this step and saving the model")
 
     def _on_step(self) -> bool:
         return not self.interrupted
 
     def _on_training_end(self) -> None:
-        if self._previous_handler is not None and not self.interrupted:
-            signal.signal(signal.SIGINT, self._previous_handler)
+        if not self.interrupted:
+            for signum, handler in self._previous_handlers.items():
+                signal.signal(signum, handler)

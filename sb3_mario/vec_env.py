@@ -1,7 +1,9 @@
 """
-sb3-mario's vectorised-env classes: SB3's, each changed in one respect for speed.
+sb3-mario's vectorised-env classes: SB3's, changed for speed and for safe stops.
 
-:class:`PinnedSubprocVecEnv` is ``SubprocVecEnv`` with each worker pinned to its own CPU core.
+:class:`PinnedSubprocVecEnv` is ``SubprocVecEnv`` with each worker pinned to its own CPU core (and
+kept alive through stop signals, so that the run can save); :class:`LeanVecNormalize` is
+``VecNormalize`` without copies of the observations it does not normalize.
 
 A ``SubprocVecEnv`` steps its workers in lock-step: the main process waits for the slowest worker,
 then the workers wait while it handles the results. Left to the scheduler, the workers of an
@@ -12,7 +14,9 @@ process may use) and leaving the main process free to run wherever a core is idl
 (``scripts/bench_env.py --n-envs 2``).
 """
 
+import functools
 import os
+import signal
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -37,7 +41,9 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
     """
     SB3's ``SubprocVecEnv``, with worker ``i`` pinned to the ``i``-th core this process may use.
 
-    Same constructor, same results; only where the workers run changes. rl-zoo3's
+    Same constructor, same results; only where the workers run changes, and two things for safe
+    stops: the workers ignore SIGINT and SIGTERM (the main process decides when to stop, see
+    :class:`~sb3_mario.checkpoints.GracefulInterruptCallback`), and ``close`` tolerates dead workers. rl-zoo3's
     ``--vec-env subproc`` uses it for sb3-mario's envs. With more workers than cores, workers share
     cores round robin. Where the OS has no CPU affinity it is a plain ``SubprocVecEnv``.
 
@@ -46,11 +52,33 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
     """
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], start_method: str | None = None) -> None:
-        super().__init__(env_fns, start_method)
+        super().__init__([functools.partial(_make_env_ignoring_stop_signals, env_fn) for env_fn in env_fns], start_method)
         cores = worker_cores(len(self.processes))
         if cores is not None:
             for process, core in zip(self.processes, cores, strict=True):
                 os.sched_setaffinity(process.pid, {core})
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            # A worker died (killed, out of memory): the others were told to close; end them all.
+            for process in self.processes:
+                process.terminate()
+                process.join()
+            self.closed = True
+
+
+def _make_env_ignoring_stop_signals(env_fn: Callable[[], gym.Env]) -> gym.Env:
+    """
+    Run in each worker before its env is made: a worker ignores SIGINT and SIGTERM. The terminal's
+    Ctrl-C, ``timeout`` and job schedulers signal the whole process group; a worker killed by them
+    mid-step takes the run down before it can save. The main process stops the workers (``close``),
+    and a worker whose main process died ends when its pipe closes.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return env_fn()
 
 
 class LeanVecNormalize(VecNormalize):

@@ -1,6 +1,7 @@
 """Interrupted runs leave loadable models; killed runs resume from checkpoints with their replay buffer and frontier."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -138,3 +139,33 @@ def test_a_checkpoint_write_that_fails_half_way_leaves_the_previous_one_loadable
     loaded = DQN.load(path, device="cpu")
     obs = np.zeros((2, 4), dtype=np.float32)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)], ids=["INT", "INT INT", "TERM"]
+)
+def test_stop_signals_to_the_process_group_save_a_model_with_subprocess_envs(tmp_path, signals: tuple) -> None:
+    # What `timeout -s INT`, a terminal's Ctrl-C and job schedulers do: signal the whole group, the
+    # env workers included, possibly twice in a row.
+    subproc = ["n_envs:2", "train_freq:2", "--vec-env", "subproc"]  # two more -params (the last option of RUN)
+    command = [sys.executable, "-m", "rl_zoo3.train", *RUN, *subproc, "-n", "100000", "-f", str(tmp_path)]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    run = tmp_path / "dqn" / "MarioShaped_1"
+    wait_for(run / "rl_model_400_steps.zip", process)
+    for signum in signals:
+        os.killpg(process.pid, signum)
+        time.sleep(0.05)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 0, output[-3000:]
+    assert "BrokenPipeError" not in output and "Traceback" not in output, output[-3000:]
+    steps = DQN.load(run / "MarioShaped.zip").num_timesteps
+    logged = [int(line.split("|")[2]) for line in output.splitlines() if "total_timesteps" in line]
+    assert 400 <= steps < 100_000 and steps >= max(logged, default=0)
+    assert (run / "replay_buffer.pkl").is_file()
+    if signals == (signal.SIGTERM,):  # and the run continues from it
+        zoo("train", *RUN, *subproc, "-n", "100", "-f", str(tmp_path), "-i", str(run / "MarioShaped.zip"))
+        continued = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps
+        assert steps + 100 <= continued < steps + 104  # 4-transition rollouts may overshoot by 2
