@@ -9,9 +9,10 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   that file has an entry for the env; every other env keeps rl-zoo3's stock hyperparameters;
 - a mistyped key in the entry is refused by name;
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
-  checkpoint, and a first Ctrl-C stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
+  checkpoint, and Ctrl-C or SIGTERM stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
 - ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.vec_env.LeanVecNormalize`);
+  checkpoints carry the ``VecNormalize`` statistics, and ``-i checkpoint.zip`` loads them;
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
 - ``--algo ddqn`` is :class:`~sb3_mario.double_dqn.DoubleDQN`;
 - Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
@@ -21,12 +22,13 @@ import difflib
 import functools
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 
 import yaml
 from stable_baselines3.common.callbacks import CheckpointCallback
-from stable_baselines3.common.vec_env import SubprocVecEnv
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 import sb3_mario
 import sb3_mario.buffers  # noqa: F401  (named by hyperparameter files)
@@ -144,11 +146,35 @@ def _check_keys(original_read):
     return read_hyperparameters
 
 
-def _lean_normalize(original_maybe_normalize):
+def checkpoint_statistics(trained_agent: str | Path) -> Path | None:
+    """
+    The ``VecNormalize`` statistics saved with a checkpoint (``rl_model_vecnormalize_<steps>_steps.pkl``
+    beside ``rl_model_<steps>_steps.zip``), if the model is such a checkpoint and they exist.
+
+    :param trained_agent: The zip given to rl-zoo3's ``-i``.
+    """
+    match = re.fullmatch(r"(.+)_(\d+)_steps\.zip", Path(trained_agent).name)
+    if match is None:
+        return None
+    path = Path(trained_agent).with_name(f"{match[1]}_vecnormalize_{match[2]}_steps.pkl")
+    return path if path.is_file() else None
+
+
+def _mario_normalize(original_maybe_normalize):
     @functools.wraps(original_maybe_normalize)
     def _maybe_normalize(self, env, eval_env: bool):
         if self.env_name.gym_id not in MARIO_ENV_IDS:
             return original_maybe_normalize(self, env, eval_env)
+        statistics = checkpoint_statistics(self.trained_agent) if self.continue_training else None
+        if statistics is not None:
+            # rl-zoo3 only reads <run>/MarioShaped/vecnormalize.pkl, written when a run ends (or finds a
+            # new best model): a killed run's reward scale would restart from nothing.
+            print(f"Loading the VecNormalize statistics saved with the checkpoint: {statistics}")
+            env = VecNormalize.load(str(statistics), env)
+            if eval_env:  # as rl-zoo3 does for the eval env
+                env.training = False
+                env.norm_reward = False
+            return env
         # rl-zoo3 builds (or loads, keeping a saved run's class) its VecNormalize by this module-level name.
         with swapped(sys.modules["rl_zoo3.exp_manager"], "VecNormalize", LeanVecNormalize):
             return original_maybe_normalize(self, env, eval_env)
@@ -185,9 +211,8 @@ def _add_safety_callbacks(original_create_callbacks):
         original_create_callbacks(self)
         # rl-zoo3's checkpoints, written atomically: the newest one of a killed run always loads.
         self.callbacks = [
-            AtomicCheckpointCallback(
-                c.save_freq, c.save_path, c.name_prefix, c.save_replay_buffer, c.save_vecnormalize, c.verbose
-            )
+            # With the VecNormalize statistics (when there are any): a resumed run keeps its reward scale.
+            AtomicCheckpointCallback(c.save_freq, c.save_path, c.name_prefix, c.save_replay_buffer, True, c.verbose)
             if type(c) is CheckpointCallback
             else c
             for c in self.callbacks
@@ -226,8 +251,9 @@ def install() -> None:
     patch(ExperimentManager, "__init__", _with_sb3_mario_defaults)
     # Unknown entry keys fail late or silently -> refused by name; entry env_kwargs reach every env.
     patch(ExperimentManager, "read_hyperparameters", _check_keys)
-    # VecNormalize deep-copies the observations it does not normalize -> LeanVecNormalize, which does not.
-    patch(ExperimentManager, "_maybe_normalize", _lean_normalize)
+    # VecNormalize deep-copies the observations it does not normalize -> LeanVecNormalize, which does not;
+    # -i checkpoint.zip ignores the statistics saved with the checkpoint -> loads them.
+    patch(ExperimentManager, "_maybe_normalize", _mario_normalize)
     # -i restarts the step count (and the schedules) -> keeps counting.
     patch(ExperimentManager, "learn", _continue_step_count)
     # Plain checkpoints and Ctrl-C -> atomic checkpoints, replay buffer checkpoints, a clean first Ctrl-C.

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from stable_baselines3 import DQN
+from stable_baselines3.common.save_util import load_from_pkl
 from zoo_runner import REPO, zoo
 
 # Small and quick: a checkpoint (and replay buffer) every 200 steps, a frontier that moves after every
@@ -88,9 +89,17 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     frontier = saved_data(checkpoint)["adaptive_epsilon_state"]["frontier"]
     assert frontier > 40
 
+    # The reward normalization's statistics were saved with the checkpoint (the entry normalizes rewards).
+    statistics = run / f"rl_model_vecnormalize_{steps}_steps.pkl"
+    checkpoint_count = load_from_pkl(statistics).ret_rms.count
+    assert checkpoint_count == pytest.approx(steps, abs=1)
+
     # Resume without -n: the run goes on to the entry's total (here the 1000 steps asked first).
     out = zoo("train", *RUN, "-n", str(1000 - steps), "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
     assert "Loading replay buffer" in out
+    assert f"Loading the VecNormalize statistics saved with the checkpoint: {statistics}" in out
+    resumed_statistics = load_from_pkl(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped" / "vecnormalize.pkl")
+    assert resumed_statistics.ret_rms.count == pytest.approx(1000, abs=1)  # carried on from the checkpoint's
     assert f"resumed with the frontier at x={frontier:.0f}" in out
     resumed = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")
     assert resumed.num_timesteps == 1000  # the same total as an uninterrupted run
@@ -169,3 +178,13 @@ def test_stop_signals_to_the_process_group_save_a_model_with_subprocess_envs(tmp
         zoo("train", *RUN, *subproc, "-n", "100", "-f", str(tmp_path), "-i", str(run / "MarioShaped.zip"))
         continued = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip").num_timesteps
         assert steps + 100 <= continued < steps + 104  # 4-transition rollouts may overshoot by 2
+
+
+def test_checkpoint_statistics_are_found_beside_their_checkpoint(tmp_path) -> None:
+    from sb3_mario.zoo import checkpoint_statistics
+
+    (tmp_path / "rl_model_400_steps.zip").touch()
+    assert checkpoint_statistics(tmp_path / "rl_model_400_steps.zip") is None  # none saved (older runs)
+    (tmp_path / "rl_model_vecnormalize_400_steps.pkl").touch()
+    assert checkpoint_statistics(tmp_path / "rl_model_400_steps.zip") == tmp_path / "rl_model_vecnormalize_400_steps.pkl"
+    assert checkpoint_statistics(tmp_path / "MarioShaped.zip") is None  # a final model: rl-zoo3's own statistics
