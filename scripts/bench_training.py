@@ -42,6 +42,7 @@ def measure(
     precision: str | None = None,
     code: str | None = None,
     params: tuple[str, ...] = (),
+    device: str = "auto",
     quiet: bool = False,
 ) -> float:
     with open(conf) as file:
@@ -58,7 +59,7 @@ def measure(
         overrides.append(f"policy_kwargs:{policy_kwargs!r}")
     overrides += params
     with tempfile.TemporaryDirectory() as log_folder:
-        fps = zoo_training_fps(conf, steps, log_folder, vec_env, num_threads, tuple(overrides), algo, code)
+        fps = zoo_training_fps(conf, steps, log_folder, vec_env, num_threads, tuple(overrides), algo, code, device)
     gradient_steps_per_transition = gradient_steps / (train_freq * n_envs)
     if not quiet:
         threads = "default" if num_threads < 0 else num_threads
@@ -82,7 +83,9 @@ LEARNER_OPTIONS = {
 }
 
 
-def compare(entries: dict[str, tuple[str, int]], variants: dict[str, dict], baseline: str | None, repeats: int) -> None:
+def compare(
+    entries: dict[str, tuple[str, int]], variants: dict[str, dict], baseline: str | None, repeats: int, device: str = "auto"
+) -> None:
     """
     Each entry in each variant (and with the baseline checkout's code), interleaved; mean env steps/s
     and the ratio to the first variant, or to the baseline when there is one.
@@ -96,7 +99,7 @@ def compare(entries: dict[str, tuple[str, int]], variants: dict[str, dict], base
         fps = {name: [] for name in variants}
         for _ in range(repeats):
             for name, options in variants.items():
-                fps[name].append(measure(conf, steps, algo=algo, quiet=True, **options))
+                fps[name].append(measure(conf, steps, algo=algo, device=device, quiet=True, **options))
         means = {name: sum(values) / len(values) for name, values in fps.items()}
         reference = next(iter(means.values()))
         cells = ", ".join(f"{name} {mean:6.1f} ({mean / reference:.2f}x)" for name, mean in means.items())
@@ -111,13 +114,18 @@ def main() -> None:
     parser.add_argument("--options", action="store_true", help="the flag entry with each learner speed option")
     parser.add_argument("--baseline", default=None, help="with --precision/--options: also measure another checkout's code")
     parser.add_argument("--repeats", type=int, default=2, help="with --precision/--options: interleaved rounds")
+    parser.add_argument("--device", default="auto", help="with --precision/--options: torch device (e.g. cuda)")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {th.__version__} ({th.get_num_threads()} threads)")
+    gpu = f", GPU: {th.cuda.get_device_name()}" if th.cuda.is_available() else ""
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {th.__version__} ({th.get_num_threads()} threads){gpu}"
+    )
     if args.precision:
         precisions = {"fp32": dict(precision="fp32"), "bf16": dict(precision="bf16")}
-        compare(ENTRIES, precisions, args.baseline, args.repeats)
+        compare(ENTRIES, precisions, args.baseline, args.repeats, args.device)
     elif args.options:
-        compare({"hyperparams/ddqn.yml": ENTRIES["hyperparams/ddqn.yml"]}, LEARNER_OPTIONS, args.baseline, args.repeats)
+        flag_entry = {"hyperparams/ddqn.yml": ENTRIES["hyperparams/ddqn.yml"]}
+        compare(flag_entry, LEARNER_OPTIONS, args.baseline, args.repeats, args.device)
     elif args.scaling:
         for n_envs, vec_env in ((1, "dummy"), (2, "dummy"), (2, "subproc"), (4, "subproc")):
             for num_threads in (1, 2):

@@ -134,6 +134,7 @@ def zoo_training_fps(
     overrides: tuple[str, ...] = (),
     algo: str = "dqn",
     code: str | None = None,
+    device: str = "auto",
 ) -> float:
     """
     Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file,
@@ -149,6 +150,7 @@ def zoo_training_fps(
     :param algo: rl-zoo3 algorithm (``--algo``).
     :param code: Another checkout of sb3-mario to train with (put first on ``PYTHONPATH``), e.g. an
         older commit to compare against.
+    :param device: torch device (``--device``): ``auto`` takes a GPU when there is one.
     """
     command = [
         sys.executable,
@@ -172,6 +174,8 @@ def zoo_training_fps(
         vec_env,
         "--num-threads",
         str(num_threads),
+        "--device",
+        device,
         "-params",
         "learning_starts:200",
         *overrides,
