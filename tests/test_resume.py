@@ -94,8 +94,9 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     checkpoint_count = load_from_pkl(statistics).ret_rms.count
     assert checkpoint_count == pytest.approx(steps, abs=1)
 
-    # Resume without -n: the run goes on to the entry's total (here the 1000 steps asked first).
-    out = zoo("train", *RUN, "-n", str(1000 - steps), "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
+    # Resume without -n, as the README says: the run goes on to the entry's total (here the 1000 steps
+    # of the first run, given as the entry's n_timesteps).
+    out = zoo("train", *RUN, "n_timesteps:1000", "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
     assert "Loading replay buffer" in out
     assert f"Loading the VecNormalize statistics saved with the checkpoint: {statistics}" in out
     resumed_statistics = load_from_pkl(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped" / "vecnormalize.pkl")
