@@ -7,7 +7,8 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
 - the default hyperparameters come from the project's ``hyperparams/{algo}.yml`` (rl-zoo3 reads the
   copy inside its own package, never the working directory) when no ``--conf-file`` is given and
   that file has an entry for the env; every other env keeps rl-zoo3's stock hyperparameters;
-- a mistyped key in the entry is refused by name;
+- a mistyped key in the entry, or an unknown level in its ``env_kwargs``, is refused by name
+  (``error: ...``, exit status 2);
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
   checkpoint, and Ctrl-C or SIGTERM stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
@@ -37,6 +38,7 @@ from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCal
 from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
 from sb3_mario.patching import patch, swapped, unpatched
+from sb3_mario.stages import check_level
 from sb3_mario.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
@@ -140,7 +142,14 @@ def _check_keys(original_read):
             self.args.env_kwargs = env_kwargs
             if self._eval_env_kwargs_args is None:
                 self.eval_env_kwargs = env_kwargs
-        check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
+        try:
+            check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
+            if "level" in (hyperparams.get("env_kwargs") or {}):
+                check_level(hyperparams["env_kwargs"]["level"])
+        except ValueError as error:
+            # The user's error, not a bug: said as argparse says bad arguments, without a traceback.
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from error
         return hyperparams, saved_hyperparams
 
     return read_hyperparameters

@@ -2,6 +2,9 @@
 
 import base64
 import pickle
+import re
+import subprocess
+import sys
 import zipfile
 
 import gymnasium as gym
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
-from zoo_runner import SMALL, zoo
+from zoo_runner import REPO, SMALL
 
 from sb3_mario import evaluate
 from sb3_mario.loading import UnsafeModelError, load_agent
@@ -83,21 +86,23 @@ def test_mistyped_hyperparameter_is_named() -> None:
 
 
 @pytest.mark.slow
-def test_mistyped_hyperparameter_stops_rl_zoo_before_training(tmp_path) -> None:
-    with pytest.raises(AssertionError, match="'exploraton_fraction': did you mean \\['exploration_fraction'"):
-        zoo(
-            "train",
-            "--algo",
-            "dqn",
-            "--env",
-            "MarioShaped",
-            "-n",
-            "100",
-            "-f",
-            str(tmp_path),
-            *SMALL,
-            "exploraton_fraction:0.2",
-        )
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            ["exploraton_fraction:0.2"],
+            "error: unknown hyperparameter.*'exploraton_fraction': did you mean \\['exploration_fraction'",
+        ),
+        (["env_kwargs:dict(level='9-9')"], "error: level='9-9' is not an SMB1 stage; valid levels: 1-1"),
+    ],
+)
+def test_user_errors_stop_rl_zoo_before_training(tmp_path, params: list, message: str) -> None:
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "MarioShaped", "-n", "100"]
+    result = subprocess.run(
+        [*command, "-f", str(tmp_path), *SMALL, *params], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "dqn").exists() or not any((tmp_path / "dqn").rglob("*.zip"))
 
 
