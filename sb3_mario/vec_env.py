@@ -14,6 +14,7 @@ process may use) and leaving the main process free to run wherever a core is idl
 (``scripts/bench_env.py --n-envs 2``).
 """
 
+import atexit
 import functools
 import os
 import signal
@@ -53,6 +54,9 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], start_method: str | None = None) -> None:
         super().__init__([functools.partial(_make_env_ignoring_stop_signals, env_fn) for env_fn in env_fns], start_method)
+        # A worker ignores SIGTERM, which is how multiprocessing ends the workers of an env never
+        # closed (rl-zoo3's eval env) at exit: kill those first, or the exit would wait forever.
+        atexit.register(_kill_workers_left_running, list(self.processes))
         cores = worker_cores(len(self.processes))
         if cores is not None:
             for process, core in zip(self.processes, cores, strict=True):
@@ -67,6 +71,12 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
                 process.terminate()
                 process.join()
             self.closed = True
+
+
+def _kill_workers_left_running(processes: list) -> None:
+    for process in processes:
+        if process.is_alive():
+            process.kill()
 
 
 def _make_env_ignoring_stop_signals(env_fn: Callable[[], gym.Env]) -> gym.Env:
