@@ -39,9 +39,9 @@ BUFFERS: dict[str, tuple[type[ReplayBuffer], dict]] = {
 }
 
 
-def record_transitions(n: int, seed: int = 0) -> list[tuple]:
-    """``n`` transitions of random play on 1-1: (obs, next_obs, action, reward, done)."""
-    env = gym.make("MarioShaped")
+def record_transitions(n: int, seed: int = 0, **env_kwargs) -> list[tuple]:
+    """``n`` transitions of random play on 1-1 (``env_kwargs``: e.g. the action set), as ``ReplayBuffer.add`` takes them."""
+    env = gym.make("MarioShaped", **env_kwargs)
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     transitions = []

@@ -16,26 +16,10 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
+from bench_buffer import record_transitions
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.double_dqn import DoubleDQN
-
-
-def record_transitions(n: int, seed: int = 0) -> list[tuple]:
-    """``n`` transitions of random right-going play on 1-1, as ``ReplayBuffer.add`` takes them."""
-    env = gym.make("MarioShaped", actions="right_only")
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    transitions = []
-    while len(transitions) < n:
-        action = int(rng.integers(env.action_space.n))
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-        transitions.append((obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([done]), [{}]))
-        obs = env.reset()[0] if done else next_obs
-    env.close()
-    return transitions
 
 
 def seconds(save, path: Path, repeats: int = 3) -> float:
@@ -66,7 +50,7 @@ def main() -> None:
         policy_kwargs=dict(features_extractor_kwargs=dict(batch_norm=False), precision="bf16"),
         device="cpu",
     )
-    transitions = record_transitions(args.distinct)
+    transitions = record_transitions(args.distinct, actions="right_only")
     for index in range(args.buffer_size):
         model.replay_buffer.add(*transitions[index % len(transitions)])
     with tempfile.TemporaryDirectory() as folder:
