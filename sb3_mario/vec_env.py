@@ -66,9 +66,10 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
         try:
             super().close()
         except (BrokenPipeError, ConnectionResetError, EOFError):
-            # A worker died (killed, out of memory): the others were told to close; end them all.
+            # A worker died (killed, out of memory): the others were told to close; end them all
+            # (SIGKILL: the workers ignore SIGTERM, which terminate() sends).
+            _kill_workers_left_running(self.processes)
             for process in self.processes:
-                process.terminate()
                 process.join()
             self.closed = True
 

@@ -108,3 +108,27 @@ def test_lean_vec_normalize_matches_sb3_and_copies_no_observation_it_keeps(norm_
         np.testing.assert_array_equal(lean, sb3)
     obs = traces[1][0]
     assert (LeanVecNormalize(make_vec_env("MarioShaped"), norm_obs=norm_obs).normalize_obs(obs) is obs) != norm_obs
+
+
+DEAD_WORKER_SCRIPT = """
+import os, signal
+import sb3_mario
+from stable_baselines3.common.env_util import make_vec_env
+from sb3_mario.vec_env import PinnedSubprocVecEnv
+
+if __name__ == "__main__":
+    vec_env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=PinnedSubprocVecEnv)
+    vec_env.reset()
+    os.kill(vec_env.processes[0].pid, signal.SIGKILL)  # out of memory, say
+    vec_env.processes[0].join()
+    vec_env.close()  # the live worker ignores SIGTERM: close must still end it
+    print("closed", [process.is_alive() for process in vec_env.processes])
+"""
+
+
+def test_close_ends_the_workers_when_one_died(tmp_path) -> None:
+    script = tmp_path / "dead_worker.py"
+    script.write_text(DEAD_WORKER_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "closed [False, False]" in result.stdout
