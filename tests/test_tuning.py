@@ -254,14 +254,19 @@ def test_killed_worker_leaves_the_study_usable(postgres_url, tmp_path) -> None:
     doomed = start_worker(postgres_url, "killed", 50, tmp_path / "doomed")
     storage = optuna.storages.RDBStorage(postgres_url)
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until its first trial runs
+    previous_params = None
+    while time.time() < deadline:  # wait until its first trial runs with all its parameters sampled
         try:
             study = optuna.load_study(study_name="killed", storage=storage)
-            if any(t.state == TrialState.RUNNING for t in study.trials):
+            running = [t.params for t in study.trials if t.state == TrialState.RUNNING]
+            # A trial is RUNNING from its first suggested parameter on: killed then, the retry would
+            # re-run only the parameters sampled so far. Same parameters on two polls: sampling is done.
+            if running and running[0] and running[0] == previous_params:
                 break
+            previous_params = running[0] if running else None
         except KeyError:
             pass
-        time.sleep(0.5)
+        time.sleep(1.0)
     else:
         pytest.fail("the first worker never started a trial")
     doomed.send_signal(signal.SIGKILL)
