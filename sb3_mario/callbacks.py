@@ -96,8 +96,6 @@ class AdaptiveEpsilonCallback(BaseCallback):
             self.frontier = float(saved_state["frontier"])
             self._recent_beats = deque(saved_state["recent_beats"], maxlen=self.frontier_window)
             self._beats_since_update = int(saved_state["beats_since_update"])
-            if self.verbose >= 1:
-                print(f"AdaptiveEpsilonCallback: resumed with the frontier at x={self.frontier:.0f}")
         self._save_state()
         self._original_schedule = model.exploration_schedule
         if self.base_schedule == "exponential":
@@ -109,6 +107,12 @@ class AdaptiveEpsilonCallback(BaseCallback):
             self.schedule = BoostableSchedule(model.exploration_schedule)
         model.exploration_schedule = self.schedule
         model.exploration_rate = self.schedule(model._current_progress_remaining)
+        if saved_state is not None and self.verbose >= 1:
+            print(
+                f"AdaptiveEpsilonCallback: resumed with the frontier at x={self.frontier:.0f}, "
+                f"recent frontier-beating max_x {[round(x) for x in self._recent_beats]} "
+                f"({self._beats_since_update} since the last update), epsilon {model.exploration_rate:.6f}"
+            )
         n_envs = self.training_env.num_envs
         self.env_boosts = np.zeros(n_envs)
         self.boosted_this_episode = np.zeros(n_envs, dtype=bool)

@@ -1,6 +1,6 @@
 """
 Callbacks that keep a run's work safe: checkpoints written atomically (a killed run's newest one
-always loads), the replay buffer saved beside them, and a clean stop on Ctrl-C or SIGTERM.
+always loads, with the replay buffer and statistics they were saved with), and a clean stop on Ctrl-C or SIGTERM.
 """
 
 import os
@@ -31,48 +31,37 @@ class AtomicCheckpointCallback(CheckpointCallback):
     SB3's ``CheckpointCallback``, writing each checkpoint atomically (see :func:`save_atomically`),
     so that the newest ``rl_model_*_steps.zip`` of a killed run always loads. Same arguments, same
     files: the model, and when asked for, the replay buffer and the ``VecNormalize`` statistics.
+
+    The model is written last: a checkpoint's zip exists only once its replay buffer and statistics
+    do, so a run killed while saving resumes from a checkpoint whose files all belong together.
+
+    :param latest_replay_buffer_only: Delete each checkpoint's replay buffer once the next
+        checkpoint is complete (a buffer is hundreds of MB; checkpoints are kept for their models).
     """
+
+    def __init__(self, *args, latest_replay_buffer_only: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.latest_replay_buffer_only = latest_replay_buffer_only
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
             replay_buffer = getattr(self.model, "replay_buffer", None)
             vec_normalize = self.model.get_vec_normalize_env()
-            files = [(self.model.save, self._checkpoint_path(extension="zip"))]
+            files = []
             if self.save_replay_buffer and replay_buffer is not None:
                 files.append((self.model.save_replay_buffer, self._checkpoint_path("replay_buffer_", extension="pkl")))
             if self.save_vecnormalize and vec_normalize is not None:
                 files.append((vec_normalize.save, self._checkpoint_path("vecnormalize_", extension="pkl")))
+            files.append((self.model.save, self._checkpoint_path(extension="zip")))
             for save, path in files:
                 save_atomically(save, Path(path))
                 if self.verbose >= 2:
                     print(f"Saving checkpoint to {path}")
-        return True
-
-
-class ReplayBufferCheckpointCallback(BaseCallback):
-    """
-    Save the replay buffer every ``save_freq`` calls, atomically, as one file that each save replaces.
-
-    rl-zoo3's ``--save-replay-buffer`` only saves at the end of training, so a run killed with
-    SIGKILL would lose it; sb3-mario's rl-zoo3 hook adds this callback beside rl-zoo3's
-    checkpoints. rl-zoo3's ``-i`` loads ``replay_buffer.pkl`` from the folder of the model it
-    continues from, which is where this callback writes.
-
-    :param save_freq: Calls (vectorised steps) between saves.
-    :param path: File to write, e.g. ``logs/dqn/MarioShaped_1/replay_buffer.pkl``.
-    :param verbose: Verbosity level: 1 prints each save.
-    """
-
-    def __init__(self, save_freq: int, path: str | Path, verbose: int = 0) -> None:
-        super().__init__(verbose)
-        self.save_freq = save_freq
-        self.path = Path(path)
-
-    def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq == 0:
-            save_atomically(self.model.save_replay_buffer, self.path)
-            if self.verbose >= 1:
-                print(f"Saved the replay buffer ({self.model.num_timesteps} steps) to {self.path}")
+            if self.latest_replay_buffer_only:
+                latest = Path(self._checkpoint_path("replay_buffer_", extension="pkl"))
+                for older in latest.parent.glob(f"{self.name_prefix}_replay_buffer_*_steps.pkl"):
+                    if older != latest:
+                        older.unlink()
         return True
 
 

@@ -9,8 +9,9 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   that file has an entry for the env; every other env keeps rl-zoo3's stock hyperparameters;
 - a mistyped key in the entry, or an unknown level in its ``env_kwargs``, is refused by name
   (``error: ...``, exit status 2);
-- checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer beside every
-  checkpoint, and Ctrl-C or SIGTERM stops training cleanly (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
+- checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer with the newest
+  checkpoint (and ``-i checkpoint.zip`` loads it), and Ctrl-C or SIGTERM stops training cleanly
+  (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
 - ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.vec_env.LeanVecNormalize`);
   checkpoints carry the ``VecNormalize`` statistics, and ``-i checkpoint.zip`` loads them;
@@ -34,7 +35,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 import sb3_mario
 import sb3_mario.buffers  # noqa: F401  (named by hyperparameter files)
 from sb3_mario import tuning
-from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback, ReplayBufferCheckpointCallback
+from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback
 from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
 from sb3_mario.patching import patch, swapped, unpatched
@@ -155,17 +156,18 @@ def _check_keys(original_read):
     return read_hyperparameters
 
 
-def checkpoint_statistics(trained_agent: str | Path) -> Path | None:
+def checkpoint_file(trained_agent: str | Path, kind: str) -> Path | None:
     """
-    The ``VecNormalize`` statistics saved with a checkpoint (``rl_model_vecnormalize_<steps>_steps.pkl``
-    beside ``rl_model_<steps>_steps.zip``), if the model is such a checkpoint and they exist.
+    A file saved with a checkpoint (``rl_model_<kind>_<steps>_steps.pkl`` beside
+    ``rl_model_<steps>_steps.zip``), if the model is such a checkpoint and the file exists.
 
     :param trained_agent: The zip given to rl-zoo3's ``-i``.
+    :param kind: ``"vecnormalize"`` (the ``VecNormalize`` statistics) or ``"replay_buffer"``.
     """
     match = re.fullmatch(r"(.+)_(\d+)_steps\.zip", Path(trained_agent).name)
     if match is None:
         return None
-    path = Path(trained_agent).with_name(f"{match[1]}_vecnormalize_{match[2]}_steps.pkl")
+    path = Path(trained_agent).with_name(f"{match[1]}_{kind}_{match[2]}_steps.pkl")
     return path if path.is_file() else None
 
 
@@ -174,7 +176,7 @@ def _mario_normalize(original_maybe_normalize):
     def _maybe_normalize(self, env, eval_env: bool):
         if self.env_name.gym_id not in MARIO_ENV_IDS:
             return original_maybe_normalize(self, env, eval_env)
-        statistics = checkpoint_statistics(self.trained_agent) if self.continue_training else None
+        statistics = checkpoint_file(self.trained_agent, "vecnormalize") if self.continue_training else None
         if statistics is not None:
             # rl-zoo3 only reads <run>/MarioShaped/vecnormalize.pkl, written when a run ends (or finds a
             # new best model): a killed run's reward scale would restart from nothing.
@@ -214,22 +216,43 @@ def _continue_step_count(original_learn):
     return learn
 
 
+def _load_checkpoint_replay_buffer(original_load_pretrained_agent):
+    @functools.wraps(original_load_pretrained_agent)
+    def _load_pretrained_agent(self, hyperparams, env):
+        model = original_load_pretrained_agent(self, hyperparams, env)
+        replay_buffer = checkpoint_file(self.trained_agent, "replay_buffer")
+        if replay_buffer is not None:
+            # rl-zoo3 only reads <run>/replay_buffer.pkl, written when a run ends: the buffer of a later
+            # step (or none, for a killed run), not the one that belongs to this checkpoint.
+            print(f"Loading the replay buffer saved with the checkpoint: {replay_buffer}")
+            model.load_replay_buffer(replay_buffer, truncate_last_traj=self.truncate_last_trajectory)
+        return model
+
+    return _load_pretrained_agent
+
+
 def _add_safety_callbacks(original_create_callbacks):
     @functools.wraps(original_create_callbacks)
     def create_callbacks(self) -> None:
         original_create_callbacks(self)
-        # rl-zoo3's checkpoints, written atomically: the newest one of a killed run always loads.
+        # rl-zoo3's checkpoints, written atomically: the newest one of a killed run always loads. With
+        # the VecNormalize statistics (when there are any): a resumed run keeps its reward scale; with
+        # --save-replay-buffer, the replay buffer too (rl-zoo3 alone saves it only when the run ends).
         self.callbacks = [
-            # With the VecNormalize statistics (when there are any): a resumed run keeps its reward scale.
-            AtomicCheckpointCallback(c.save_freq, c.save_path, c.name_prefix, c.save_replay_buffer, True, c.verbose)
+            AtomicCheckpointCallback(
+                c.save_freq,
+                c.save_path,
+                c.name_prefix,
+                save_replay_buffer=self.save_replay_buffer,
+                save_vecnormalize=True,
+                verbose=c.verbose,
+                latest_replay_buffer_only=True,
+            )
             if type(c) is CheckpointCallback
             else c
             for c in self.callbacks
         ]
         self.callbacks.append(GracefulInterruptCallback(verbose=self.verbose))
-        if self.save_replay_buffer and self.save_freq > 0:
-            path = os.path.join(self.save_path, "replay_buffer.pkl")
-            self.callbacks.append(ReplayBufferCheckpointCallback(self.save_freq, path, verbose=self.verbose))
 
     return create_callbacks
 
@@ -263,9 +286,11 @@ def install() -> None:
     # VecNormalize deep-copies the observations it does not normalize -> LeanVecNormalize, which does not;
     # -i checkpoint.zip ignores the statistics saved with the checkpoint -> loads them.
     patch(ExperimentManager, "_maybe_normalize", _mario_normalize)
+    # -i checkpoint.zip loads the run folder's final replay buffer (if any) -> the checkpoint's own.
+    patch(ExperimentManager, "_load_pretrained_agent", _load_checkpoint_replay_buffer)
     # -i restarts the step count (and the schedules) -> keeps counting.
     patch(ExperimentManager, "learn", _continue_step_count)
-    # Plain checkpoints and Ctrl-C -> atomic checkpoints, replay buffer checkpoints, a clean first Ctrl-C.
+    # Plain checkpoints and Ctrl-C -> atomic checkpoints with statistics and replay buffer, a clean first Ctrl-C.
     patch(ExperimentManager, "create_callbacks", _add_safety_callbacks)
     # Mario trials sample from the stock DQN space (which drops the dueling options) -> the Mario samplers.
     samplers, converters = hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER

@@ -37,10 +37,13 @@ RUN = [
     "batch_size:16",
     "callback:[{'sb3_mario.callbacks.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]",
 ]
+# The same with a frontier that moves every second frontier-beating episode, so that a checkpoint
+# holds episodes waiting for the next move.
+RUN_WINDOW_2 = [*RUN[:-1], RUN[-1].replace("'frontier_window': 1", "'frontier_window': 2")]
 
 
-def start_training(log_folder: Path, n_timesteps: int = 100_000) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rl_zoo3.train", *RUN[:2], *RUN[2:], "-n", str(n_timesteps), "-f", str(log_folder)]
+def start_training(log_folder: Path, n_timesteps: int = 100_000, run: list[str] = RUN) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rl_zoo3.train", *run, "-n", str(n_timesteps), "-f", str(log_folder)]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -75,10 +78,9 @@ def test_ctrl_c_saves_a_loadable_model(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
-    process = start_training(tmp_path, n_timesteps=1000)
+    process = start_training(tmp_path, n_timesteps=1000, run=RUN_WINDOW_2)
     run = tmp_path / "dqn" / "MarioShaped_1"
     wait_for(run / "rl_model_600_steps.zip", process)
-    wait_for(run / "replay_buffer.pkl", process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (run / "MarioShaped.zip").exists()  # killed: no final save...
@@ -86,8 +88,13 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     checkpoint = checkpoints[-1]  # ...but the latest checkpoint loads (checkpoints are written atomically)
     steps = DQN.load(checkpoint).num_timesteps
     assert steps == int(checkpoint.stem.split("_")[2])
-    frontier = saved_data(checkpoint)["adaptive_epsilon_state"]["frontier"]
-    assert frontier > 40
+    data = saved_data(checkpoint)
+    state = data["adaptive_epsilon_state"]
+    assert state["recent_beats"]  # frontier-beating episodes the resumed run must remember
+    # The checkpoint's replay buffer was written before it: it holds exactly the checkpoint's transitions.
+    buffer_path = run / f"rl_model_replay_buffer_{steps}_steps.pkl"
+    buffer_size = load_from_pkl(buffer_path).size()
+    assert buffer_size == steps - 1  # callbacks run before the step's transition is stored
 
     # The reward normalization's statistics were saved with the checkpoint (the entry normalizes rewards).
     statistics = run / f"rl_model_vecnormalize_{steps}_steps.pkl"
@@ -96,15 +103,24 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
 
     # Resume without -n, as the README says: the run goes on to the entry's total (here the 1000 steps
     # of the first run, given as the entry's n_timesteps).
-    out = zoo("train", *RUN, "n_timesteps:1000", "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
-    assert "Loading replay buffer" in out
+    out = zoo("train", *RUN_WINDOW_2, "n_timesteps:1000", "-f", str(tmp_path), "-i", str(checkpoint), "--verbose", "1")
+    assert f"Loading the replay buffer saved with the checkpoint: {buffer_path}" in out
     assert f"Loading the VecNormalize statistics saved with the checkpoint: {statistics}" in out
-    resumed_statistics = load_from_pkl(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped" / "vecnormalize.pkl")
+    # The adaptive exploration starts where the checkpoint left it: frontier, the episodes waiting for
+    # its next move, and epsilon (the schedule's value at the checkpoint's step; no boost at the start).
+    recent = [round(x) for x in state["recent_beats"]]
+    assert (
+        f"resumed with the frontier at x={state['frontier']:.0f}, recent frontier-beating max_x {recent} "
+        f"({state['beats_since_update']} since the last update), epsilon {data['exploration_rate']:.6f}"
+    ) in out
+    resumed_run = tmp_path / "dqn" / "MarioShaped_2"
+    resumed_statistics = load_from_pkl(resumed_run / "MarioShaped" / "vecnormalize.pkl")
     assert resumed_statistics.ret_rms.count == pytest.approx(1000, abs=1)  # carried on from the checkpoint's
-    assert f"resumed with the frontier at x={frontier:.0f}" in out
-    resumed = DQN.load(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")
+    resumed = DQN.load(resumed_run / "MarioShaped.zip")
     assert resumed.num_timesteps == 1000  # the same total as an uninterrupted run
-    assert saved_data(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] >= frontier
+    # The replay buffer carried on too: the checkpoint's transitions plus the resumed run's.
+    assert load_from_pkl(resumed_run / "replay_buffer.pkl").size() == buffer_size + (1000 - steps)
+    assert saved_data(resumed_run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] >= state["frontier"]
 
 
 def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
@@ -129,6 +145,38 @@ def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     assert buffer.size() == 99  # callbacks run before the step's transition is stored, as in SB3
     saved = VecNormalize.load(str(tmp_path / "rl_model_vecnormalize_100_steps.pkl"), make_vec_env("CartPole-v1"))
     assert saved.ret_rms.count == env.ret_rms.count > 1
+
+
+def test_a_checkpoint_model_is_written_after_its_buffer_and_older_buffers_go(tmp_path) -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_mario.checkpoints import AtomicCheckpointCallback
+
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0), norm_obs=False, norm_reward=True)
+    model = DQN("MlpPolicy", env, learning_starts=1000, buffer_size=1000, seed=0, device="cpu")
+    callback = AtomicCheckpointCallback(50, str(tmp_path), save_replay_buffer=True, latest_replay_buffer_only=True)
+    model.learn(100, callback=callback)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "rl_model_100_steps.zip",
+        "rl_model_50_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl",  # the 50-step buffer went once the 100-step checkpoint was complete
+    ]
+
+    # A run killed while writing a model: that checkpoint's buffer exists, its zip does not, and the
+    # previous checkpoint keeps its own buffer (deleted only after the new zip is complete).
+    def killed(path) -> None:
+        raise KeyboardInterrupt
+
+    model.save = killed
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(50, callback=callback, reset_num_timesteps=False)
+    assert sorted(path.name for path in tmp_path.glob("rl_model_*")) == [
+        "rl_model_100_steps.zip",
+        "rl_model_50_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl",
+        "rl_model_replay_buffer_150_steps.pkl",
+    ]
 
 
 def test_a_checkpoint_write_that_fails_half_way_leaves_the_previous_one_loadable(tmp_path) -> None:
@@ -181,11 +229,16 @@ def test_stop_signals_to_the_process_group_save_a_model_with_subprocess_envs(tmp
         assert steps + 100 <= continued < steps + 104  # 4-transition rollouts may overshoot by 2
 
 
-def test_checkpoint_statistics_are_found_beside_their_checkpoint(tmp_path) -> None:
-    from sb3_mario.zoo import checkpoint_statistics
+def test_checkpoint_files_are_found_beside_their_checkpoint(tmp_path) -> None:
+    from sb3_mario.zoo import checkpoint_file
 
     (tmp_path / "rl_model_400_steps.zip").touch()
-    assert checkpoint_statistics(tmp_path / "rl_model_400_steps.zip") is None  # none saved (older runs)
+    assert checkpoint_file(tmp_path / "rl_model_400_steps.zip", "vecnormalize") is None  # none saved (older runs)
     (tmp_path / "rl_model_vecnormalize_400_steps.pkl").touch()
-    assert checkpoint_statistics(tmp_path / "rl_model_400_steps.zip") == tmp_path / "rl_model_vecnormalize_400_steps.pkl"
-    assert checkpoint_statistics(tmp_path / "MarioShaped.zip") is None  # a final model: rl-zoo3's own statistics
+    (tmp_path / "rl_model_replay_buffer_200_steps.pkl").touch()
+    assert (
+        checkpoint_file(tmp_path / "rl_model_400_steps.zip", "vecnormalize")
+        == tmp_path / "rl_model_vecnormalize_400_steps.pkl"
+    )
+    assert checkpoint_file(tmp_path / "rl_model_400_steps.zip", "replay_buffer") is None  # another step's buffer
+    assert checkpoint_file(tmp_path / "MarioShaped.zip", "vecnormalize") is None  # a final model: rl-zoo3's own files
