@@ -132,3 +132,27 @@ def test_close_ends_the_workers_when_one_died(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "closed [False, False]" in result.stdout
+
+
+NEVER_CLOSED_SCRIPT = """
+import sb3_mario
+from stable_baselines3.common.env_util import make_vec_env
+from sb3_mario.vec_env import PinnedSubprocVecEnv
+
+if __name__ == "__main__":
+    # As rl-zoo3 does with its eval env: made, used, never closed.
+    vec_env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=PinnedSubprocVecEnv)
+    vec_env.reset()
+    print("pids", *[process.pid for process in vec_env.processes])
+"""
+
+
+def test_a_process_exits_with_workers_never_closed(tmp_path) -> None:
+    script = tmp_path / "never_closed.py"
+    script.write_text(NEVER_CLOSED_SCRIPT)
+    # The workers ignore SIGTERM, which multiprocessing's exit handler sends them: without sb3-mario's
+    # own exit handler, the process would wait for them forever.
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for pid in result.stdout.split()[1:]:
+        assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} outlived the process"
