@@ -123,6 +123,19 @@ def convert_mario_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
+def with_base_policy_kwargs(tuned: dict[str, Any], base: dict[str, Any] | str | None) -> dict[str, Any]:
+    """
+    A trial's ``policy_kwargs`` laid over the entry's own: what the sweep does not tune (e.g.
+    ``precision``) stays as the entry has it.
+
+    :param tuned: The trial's ``policy_kwargs`` (``net_arch`` and ``features_extractor_kwargs``).
+    :param base: The entry's ``policy_kwargs``, as a dict or as the string rl-zoo3 evals.
+    """
+    base = eval(base) if isinstance(base, str) else dict(base or {})  # an entry's own string, as rl-zoo3 evals it
+    extractor = {**base.get("features_extractor_kwargs", {}), **tuned.get("features_extractor_kwargs", {})}
+    return {**base, **tuned, "features_extractor_kwargs": extractor}
+
+
 def mario_sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna.Trial], dict[str, Any]]) -> Callable:
     @functools.wraps(stock_sampler)
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -130,6 +143,11 @@ def mario_sampler(stock_sampler: Callable, sample_mario_params: Callable[[optuna
         if manager is None:
             return stock_sampler(trial, n_actions, n_envs, additional_args)
         hyperparams = convert_mario_params(sample_mario_params(trial))
+        # rl-zoo3 replaces the entry's policy_kwargs with the trial's wholesale (a bf16 entry's trials
+        # would train in fp32): keep what the trial does not set.
+        hyperparams["policy_kwargs"] = with_base_policy_kwargs(
+            hyperparams["policy_kwargs"], manager._hyperparams.get("policy_kwargs")
+        )
         manager.specified_callbacks = hyperparams.pop("callback")
         return hyperparams
 

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 import yaml
 
-from sb3_mario.tuning import convert_mario_params, is_mario_params, sweep_algo
+from sb3_mario.tuning import convert_mario_params, is_mario_params, sweep_algo, with_base_policy_kwargs
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
@@ -35,6 +35,7 @@ def best_entry(study: optuna.Study, base_entry: dict[str, Any]) -> dict[str, Any
     if not is_mario_params(params):
         raise ValueError(f"study {study.study_name!r} was not made by sb3-mario's sampler: params {sorted(params)}")
     tuned = convert_mario_params(params)
+    tuned["policy_kwargs"] = repr(with_base_policy_kwargs(tuned["policy_kwargs"], base_entry.get("policy_kwargs")))
     callbacks = tuned.pop("callback")
     entry = {**base_entry, **tuned}
     # Keep the base entry's other callback arguments (e.g. base_schedule), update the tuned ones.
@@ -47,10 +48,6 @@ def best_entry(study: optuna.Study, base_entry: dict[str, Any]) -> dict[str, Any
             callback = {name: {**(base[name] or {}), **callback[name]}}
         merged.append(callback)
     entry["callback"] = merged
-    # rl-zoo3 eval()s policy_kwargs strings.
-    entry["policy_kwargs"] = (
-        f"dict(net_arch=[{params['head_width']}], features_extractor_kwargs=dict(batch_norm={params['batch_norm']}))"
-    )
     return entry
 
 

@@ -58,6 +58,23 @@ def test_mario_sampler_keeps_the_dueling_policy_options() -> None:
     assert "policy" not in hyperparams  # the yml's DuelingCnnPolicy stays
 
 
+def test_mario_trials_keep_the_entrys_untuned_policy_options() -> None:
+    class Manager:  # what the sampler reads of rl-zoo3's ExperimentManager
+        _hyperparams = dict(policy_kwargs=dict(precision="bf16", features_extractor_kwargs=dict(batch_norm=True, other=1)))
+        specified_callbacks: list = []
+
+    sample = tuning.mario_sampler(None, tuning.sample_mario_dqn_params)
+    token = tuning._MARIO_MANAGER.set(Manager())
+    try:
+        hyperparams = sample(FixedTrial(MARIO_PARAMS), 7, 1, {})
+    finally:
+        tuning._MARIO_MANAGER.reset(token)
+    # rl-zoo3 replaces the entry's policy_kwargs with these wholesale: the untuned options must be in them.
+    assert hyperparams["policy_kwargs"] == dict(
+        net_arch=[128], features_extractor_kwargs=dict(batch_norm=False, other=1), precision="bf16"
+    )
+
+
 def test_ddqn_sampler_adds_prioritized_replay_and_n_steps() -> None:
     import inspect
 
@@ -98,7 +115,9 @@ def test_best_entry_lays_the_trial_over_the_base_entry() -> None:
     assert entry["learning_rate"] == 1e-4 and entry["train_freq"] == 4
     adaptive = entry["callback"][0][tuning.ADAPTIVE_EPSILON]
     assert adaptive["base_schedule"] == "exponential" and adaptive["boost_epsilon"] == 0.4  # kept and tuned
-    assert eval(entry["policy_kwargs"]) == dict(net_arch=[128], features_extractor_kwargs=dict(batch_norm=False))
+    # The tuned network shape; the base entry's precision kept.
+    expected = dict(net_arch=[128], features_extractor_kwargs=dict(batch_norm=False), precision="bf16")
+    assert eval(entry["policy_kwargs"]) == expected
 
 
 @pytest.mark.slow
