@@ -24,6 +24,8 @@ from sb3_mario.env import ACTION_SETS
 from sb3_mario.reward import DEFAULT_FRAME_SKIP
 from sb3_mario.vec_env import PinnedSubprocVecEnv
 
+LEARNING_STARTS = 200  # env steps before the timed runs start training
+
 
 def record_mario_shaped(n_steps: int, seed: int = 0, **env_kwargs) -> tuple[float, list[list[int]]]:
     """
@@ -137,9 +139,10 @@ def zoo_training_fps(
     device: str = "auto",
 ) -> float:
     """
-    Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file,
-    as SB3 reports it (``time/fps`` of the last log), with training starting after 200 steps so that
-    gradient steps weigh in from the start.
+    Env steps/s of ``python -m rl_zoo3.train --algo dqn --env MarioShaped`` with a hyperparameter file
+    while it trains: training starts after 200 steps, and the rate is measured from the first of SB3's
+    logs (one per episode) after that to the last (``time_elapsed`` has a resolution of one second:
+    give the run a minute or more).
 
     :param conf_file: Hyperparameter file (``--conf-file``).
     :param n_timesteps: Env steps to train for.
@@ -177,15 +180,19 @@ def zoo_training_fps(
         "--device",
         device,
         "-params",
-        "learning_starts:200",
+        f"learning_starts:{LEARNING_STARTS}",
         *overrides,
     ]
     env = {**os.environ, "PYTHONPATH": code} if code else None
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"rl-zoo3 failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    output = result.stdout
-    fps_values = re.findall(r"\|\s+fps\s+\|\s+(\d+)\s+\|", output)
-    if not fps_values:
-        raise RuntimeError(f"no fps in rl-zoo3's output:\n{output[-2000:]}")
-    return float(fps_values[-1])
+    # The rate over the logs after training started, not SB3's time/fps (steps since the start over
+    # time since the start), which counts the 200 steps without gradient steps at full weight.
+    times = [int(seconds) for seconds in re.findall(r"\|\s+time_elapsed\s+\|\s+(\d+)\s+\|", result.stdout)]
+    steps = [int(count) for count in re.findall(r"\|\s+total_timesteps\s+\|\s+(\d+)\s+\|", result.stdout)]
+    training = [(t, n) for t, n in zip(times, steps, strict=True) if n > LEARNING_STARTS]
+    if len(training) < 2 or training[-1][0] == training[0][0]:
+        raise RuntimeError(f"fewer than two logs a second apart after training started:\n{result.stdout[-2000:]}")
+    (start_time, start_steps), (end_time, end_steps) = training[0], training[-1]
+    return (end_steps - start_steps) / (end_time - start_time)
