@@ -2,6 +2,7 @@
 
 import inspect
 import multiprocessing
+from collections.abc import Sequence
 from multiprocessing import forkserver
 from typing import Any
 
@@ -11,8 +12,8 @@ from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MO
 from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward
-from sb3_mario.stages import DEFAULT_LEVEL, check_level, stage_constants, world_and_stage
-from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip
+from sb3_mario.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
+from sb3_mario.wrappers import STAGE_ORDERS, ResizeFrames, ShapedFrameSkip, StageSampler
 
 ENV_ID = "MarioShaped"
 MARIO_ENV_IDS = (ENV_ID,)  # every env id sb3-mario registers
@@ -49,12 +50,13 @@ def _frame_shape(frame_size: int | tuple[int, int] | list[int]) -> tuple[int, in
 
 
 def make_mario_shaped(
-    level: str = DEFAULT_LEVEL,
+    level: str | int | Sequence[str | int] = DEFAULT_LEVEL,
     actions: str = "simple",
     frame_skip: int = DEFAULT_FRAME_SKIP,
     frame_size: int | tuple[int, int] = 96,
     frame_stack: int = 4,
     render_mode: str | None = None,
+    stage_order: str = "random",
     **reward_constants: float,
 ) -> gym.Env:
     """
@@ -65,7 +67,9 @@ def make_mario_shaped(
     ``frame_stack`` emulator frames, oldest first, grayscale, resized, ``uint8`` in
     ``(frame_stack, height, width)``: channel-first, as SB3's ``CnnPolicy`` expects.
 
-    :param level: SMB1 stage, ``"1-1"`` to ``"8-4"``.
+    :param level: SMB1 stage, ``"1-1"`` to ``"8-4"``; or several, each episode on one of them
+        (:class:`sb3_mario.wrappers.StageSampler`): a list of stages, a world (``1``: its four
+        stages), ``"all"`` (the 32), or a list mixing these. ``info["level"]`` names the episode's stage.
     :param actions: Button combinations the agent chooses from: ``"right_only"`` (5), ``"simple"``
         (7, the notebook's ``SIMPLE_MOVEMENT``) or ``"complex"`` (12), in gym-super-mario-bros' order.
     :param frame_skip: Emulator frames each action is held for.
@@ -73,14 +77,18 @@ def make_mario_shaped(
     :param frame_stack: Number of most recent emulator frames in an observation.
     :param render_mode: ``None``, ``"rgb_array"`` (``render()`` returns the 240x256 RGB screen) or
         ``"human"`` (a window showing every frame).
+    :param stage_order: With several stages: ``"random"`` (drawn from the env's seeded random
+        generator) or ``"round_robin"``.
     :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`
-        but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to the stage's own
+        but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
         (:func:`sb3_mario.stages.stage_constants`).
     :return: The wrapped env.
     """
-    check_level(level)
+    levels = parse_levels(level)
     if actions not in ACTION_SETS:
         raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
+    if stage_order not in STAGE_ORDERS:
+        raise ValueError(f"stage_order={stage_order!r} is not valid; valid choices: {', '.join(STAGE_ORDERS)}")
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode={render_mode!r} is not valid; valid choices: {RENDER_MODES}")
     unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
@@ -90,9 +98,16 @@ def make_mario_shaped(
     frame_stack = _positive_int("frame_stack", frame_stack)
     frame_shape = _frame_shape(frame_size)
 
-    reward = ShapedReward(**{**stage_constants(level)._asdict(), **reward_constants}, frame_skip=frame_skip)
-    env: gym.Env = SuperMarioBrosEnv(target=world_and_stage(level), render_mode=render_mode)
-    env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack)
+    rewards = {
+        stage: ShapedReward(**{**stage_constants(stage)._asdict(), **reward_constants}, frame_skip=frame_skip)
+        for stage in levels
+    }
+    env: gym.Env = SuperMarioBrosEnv(target=world_and_stage(levels[0]), render_mode=render_mode)
+    if len(levels) > 1:
+        env = StageSampler(env, levels, order=stage_order)
+        env = ShapedFrameSkip(env, rewards, frame_skip=frame_skip, n_frames=frame_stack)
+    else:
+        env = ShapedFrameSkip(env, rewards[levels[0]], frame_skip=frame_skip, n_frames=frame_stack)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

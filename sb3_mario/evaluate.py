@@ -22,7 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from tqdm import tqdm
 
 from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
-from sb3_mario.stages import DEFAULT_LEVEL, LEVELS, check_level
+from sb3_mario.stages import DEFAULT_LEVEL, LEVELS, parse_levels
 
 
 @dataclass
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("path", nargs="?", help="SB3 zip or rl-zoo3 run folder (omit with --random-only)")
     parser.add_argument("--algo", default=None, help="dqn, qrdqn or ddqn (default: from the run folder, else dqn)")
     parser.add_argument("--best", action="store_true", help="in a run folder, load best_model.zip")
-    parser.add_argument("--levels", nargs="+", default=None, help="SMB1 stages, e.g. 1-1 1-2 (default: the model's level)")
+    parser.add_argument("--levels", nargs="+", default=None, help="stages or worlds: 1-1 1-2, 2 (default: the model's)")
     parser.add_argument("--world", type=int, default=None, help="all four stages of this world (1..8)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per level")
     group = parser.add_mutually_exclusive_group()
@@ -204,10 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.world is not None:
         levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
     else:
-        levels = args.levels or [agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL]
-    for level in levels:
+        trained_on = agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL
         try:
-            check_level(level)
+            levels = list(parse_levels(args.levels or trained_on))  # default: the stages the model was trained on
         except ValueError as error:
             parser.error(f"--levels: {error}")
     report = evaluate(agent, levels, args.episodes, 0.0 if args.greedy else args.epsilon, args.random_baseline, args.seed)

@@ -14,10 +14,12 @@ Here each stage gets its own, from the game's data:
   notebook's initial exploration frontier.
 """
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 DEFAULT_LEVEL = "1-1"
-LEVELS = tuple(f"{world}-{stage}" for world in range(1, 9) for stage in range(1, 5))
+WORLDS = tuple(str(world) for world in range(1, 9))
+LEVELS = tuple(f"{world}-{stage}" for world in WORLDS for stage in range(1, 5))
 
 START_X = 40
 PAGE_WIDTH = 256
@@ -57,6 +59,35 @@ def check_level(level: str) -> str:
     if level not in LEVELS:
         raise ValueError(f"level={level!r} is not an SMB1 stage; valid levels: {', '.join(LEVELS)}")
     return level
+
+
+def parse_levels(level: str | int | Sequence[str | int]) -> tuple[str, ...]:
+    """
+    The stages a ``level`` argument names, in order, without repeats: a stage (``"1-1"``), a whole
+    world (``"1"`` or ``1``: its four stages), ``"all"`` (the 32 stages), or a list of these.
+
+    :param level: e.g. ``"1-1"``, ``["1-1", "1-2"]``, ``1``, ``"all"``.
+    :return: e.g. ``("1-1", "1-2")``.
+    """
+    entries = [level] if isinstance(level, (str, int)) else list(level)
+    if not entries:
+        raise ValueError(f"level={level!r} names no stage; give a stage (e.g. '1-1'), a world (1..8), 'all' or a list")
+    levels: list[str] = []
+    for entry in entries:
+        name = str(entry)
+        if name == "all":
+            levels += LEVELS
+        elif name in WORLDS:
+            levels += [f"{name}-{stage}" for stage in range(1, 5)]
+        elif name in LEVELS:
+            levels.append(name)
+        else:
+            where = "" if len(entries) == 1 else f" (in {level!r})"
+            raise ValueError(
+                f"level={entry!r}{where} is not an SMB1 stage; valid levels: {', '.join(LEVELS)}, "
+                f"a world ({WORLDS[0]}..{WORLDS[-1]}), 'all', or a list of these"
+            )
+    return tuple(dict.fromkeys(levels))
 
 
 def world_and_stage(level: str) -> tuple[int, int]:

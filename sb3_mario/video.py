@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
-from sb3_mario.stages import DEFAULT_LEVEL, check_level
+from sb3_mario.stages import DEFAULT_LEVEL, check_level, parse_levels
 
 FORMATS = ("mp4", "gif")
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="SB3 zip or rl-zoo3 run folder")
     parser.add_argument("--best", action="store_true", help="in a run folder, use best_model.zip")
-    parser.add_argument("--level", default=None, help="SMB1 stage (default: the model's)")
+    parser.add_argument("--level", default=None, help="SMB1 stage (default: the model's, or the first of its stages)")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (0: greedy)")
     parser.add_argument("--seed", type=int, default=0)
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes} must be at least 1")
     agent = load_agent_or_exit(parser, args.path, best=args.best, safe=not args.unsafe_pickle)
-    level = args.level or agent.env_kwargs.get("level", DEFAULT_LEVEL)
+    # Default: the model's stage (the first of a multi-stage model's).
+    level = args.level or parse_levels(agent.env_kwargs.get("level", DEFAULT_LEVEL))[0]
     try:
         check_level(level)
     except ValueError as error:

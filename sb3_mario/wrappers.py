@@ -2,10 +2,12 @@
 Gymnasium wrappers that turn the raw Super Mario Bros emulator into the notebook's training env.
 
 Read bottom-up, the stack in :func:`sb3_mario.env.make_mario_shaped` says what happens to a step:
-the emulator plays each action for several frames under the shaped reward, the buttons come from a
-small discrete action set, and the kept grayscale frames are shrunk to the network's input size.
+each episode starts on one of the env's stages, the emulator plays each action for several frames
+under the shaped reward, the buttons come from a small discrete action set, and the kept grayscale
+frames are shrunk to the network's input size.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import cv2
@@ -13,9 +15,62 @@ import gymnasium as gym
 import numpy as np
 from gym_super_mario_bros import SuperMarioBrosEnv
 from gymnasium import spaces
+from gymnasium.utils import seeding
 from nes_py.nes_env import SCREEN_HEIGHT, SCREEN_WIDTH
 
 from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward, accumulate
+from sb3_mario.stages import world_and_stage
+
+STAGE_ORDERS = ("random", "round_robin")
+
+
+class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    """
+    Start each episode on one of several SMB1 stages, drawn at random (``reset(seed=...)`` makes the
+    sequence repeatable) or taken in turn.
+
+    Each stage is played by its own gym-super-mario-bros single-stage env (made when the stage is
+    first drawn, ~0.3 s and ~0.5 MB each), which this wrapper swaps in as its inner env at reset: an
+    episode is exactly that env's. (Loading one stage's start into another stage's emulator with
+    nes-py's ``load_state`` froze Mario on 1-4 and crashed the emulator's CPU.) Wrappers above must
+    read ``env.unwrapped`` again after each reset, as :class:`ShapedFrameSkip` does.
+
+    :param env: gym-super-mario-bros' single-stage env of the first stage (unwrapped).
+    :param levels: The stages, e.g. ``("1-1", "1-2")``; the first one is ``env``'s.
+    :param order: ``"random"`` (uniform) or ``"round_robin"`` (in the order given, from the first
+        again after a seeded reset).
+    """
+
+    def __init__(self, env: SuperMarioBrosEnv, levels: Sequence[str], order: str = "random") -> None:
+        super().__init__(env)
+        if order not in STAGE_ORDERS:
+            raise ValueError(f"stage_order={order!r} is not valid; valid choices: {', '.join(STAGE_ORDERS)}")
+        if (env._target_world, env._target_stage) != world_and_stage(levels[0]):
+            raise ValueError(f"env plays {env._target_world}-{env._target_stage}, not the first level {levels[0]!r}")
+        self.levels = tuple(levels)
+        self.order = order
+        self.stage_envs: dict[str, SuperMarioBrosEnv] = {levels[0]: env}
+        self._rng, _ = seeding.np_random()
+        self._turn = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._rng, _ = seeding.np_random(seed)
+            self._turn = 0
+        if self.order == "random":
+            level = self.levels[int(self._rng.integers(len(self.levels)))]
+        else:
+            level = self.levels[self._turn]
+            self._turn = (self._turn + 1) % len(self.levels)
+        if level not in self.stage_envs:
+            render_mode = self.stage_envs[self.levels[0]].render_mode
+            self.stage_envs[level] = SuperMarioBrosEnv(target=world_and_stage(level), render_mode=render_mode)
+        self.env = self.stage_envs[level]
+        return self.env.reset(seed=seed, options=options)
+
+    def close(self) -> None:
+        for stage_env in self.stage_envs.values():
+            stage_env.close()
 
 
 class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
@@ -33,17 +88,24 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     pipe and area-change animations) still runs.
 
     :param env: A single-stage Super Mario Bros env (unwrapped) taking NES button bitmaps.
-    :param reward: The per-frame reward rule (its constants decide termination too).
+    :param reward: The per-frame reward rule (its constants decide termination too), or one per
+        stage (``{"1-1": rule, ...}``) for an env that plays several (:class:`StageSampler`): each
+        episode is scored by its stage's rule.
     :param frame_skip: Emulator frames per agent step.
     :param n_frames: Number of most recent frames in the observation.
     """
 
     def __init__(
-        self, env: SuperMarioBrosEnv, reward: ShapedReward, frame_skip: int = DEFAULT_FRAME_SKIP, n_frames: int = 4
+        self,
+        env: gym.Env,
+        reward: ShapedReward | Mapping[str, ShapedReward],
+        frame_skip: int = DEFAULT_FRAME_SKIP,
+        n_frames: int = 4,
     ) -> None:
         super().__init__(env)
         self.nes: SuperMarioBrosEnv = env.unwrapped  # type: ignore[assignment]
-        self.reward_rule = reward
+        self.stage_rewards = dict(reward) if isinstance(reward, Mapping) else None
+        self.reward_rule = next(iter(self.stage_rewards.values())) if self.stage_rewards else reward
         self.frame_skip = frame_skip
         self.n_frames = n_frames
         self.observation_space = spaces.Box(0, 255, (n_frames, SCREEN_HEIGHT, SCREEN_WIDTH), np.uint8)
@@ -60,6 +122,9 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         _, info = self.env.reset(seed=seed, options=options)
+        self.nes = self.env.unwrapped  # type: ignore[assignment]  # a StageSampler swaps emulators
+        if self.stage_rewards is not None:
+            self.reward_rule = self.stage_rewards[self._level()]
         self.reward_rule.reset(x_pos=self.nes._x_position)
         self.nes.observation("grayscale", output=self._frames[0])
         self._frames[1:] = self._frames[0]
@@ -106,8 +171,12 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
             "checkpoint_reached": rule.checkpoint_reached,
             "world": nes._world,
             "stage": nes._stage,
+            "level": self._level(),
             "frames": frames,
         }
+
+    def _level(self) -> str:
+        return f"{self.nes._world}-{self.nes._stage}"
 
     def render(self) -> np.ndarray | None:
         # The emulator hands out a live view of its screen; copy it so recorded frames stay put.

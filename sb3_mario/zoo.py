@@ -39,7 +39,7 @@ from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCal
 from sb3_mario.double_dqn import DoubleDQN
 from sb3_mario.env import MARIO_ENV_IDS
 from sb3_mario.patching import patch, swapped, unpatched
-from sb3_mario.stages import check_level
+from sb3_mario.stages import parse_levels
 from sb3_mario.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
@@ -146,7 +146,7 @@ def _check_keys(original_read):
         try:
             check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
             if "level" in (hyperparams.get("env_kwargs") or {}):
-                check_level(hyperparams["env_kwargs"]["level"])
+                parse_levels(hyperparams["env_kwargs"]["level"])
         except ValueError as error:
             # The user's error, not a bug: said as argparse says bad arguments, without a traceback.
             print(f"error: {error}", file=sys.stderr)

@@ -21,49 +21,111 @@ class Corridor(gym.Env):
     observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
     action_space = spaces.Discrete(2)
 
-    def __init__(self, speed: int = 8, length: int = 20, causes: tuple[str, ...] = ("death",)) -> None:
+    def __init__(
+        self, speed: int = 8, length: int = 20, causes: tuple[str, ...] = ("death",), stages: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.speed, self.length, self.causes = speed, length, causes
+        self.stages = stages  # (level, speed) of the episodes in turn, named in info["level"]; none: no level
         self.episode = -1
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.x, self.t = 40, 0
         self.episode += 1
-        return np.zeros(1, np.float32), {"x_pos": self.x, "max_x": self.x}
+        if self.stages:
+            self.level, self.speed = self.stages[self.episode % len(self.stages)]
+        return np.zeros(1, np.float32), self._info()
 
     def step(self, action):
         self.x, self.t = self.x + self.speed, self.t + 1
         cause = self.causes[self.episode % len(self.causes)] if self.t == self.length else None
-        info = {"x_pos": self.x, "max_x": self.x, "termination_cause": cause}
-        return np.zeros(1, np.float32), 0.0, self.t == self.length, False, info
+        return np.zeros(1, np.float32), 0.0, self.t == self.length, False, {**self._info(), "termination_cause": cause}
+
+    def _info(self) -> dict:
+        return {"x_pos": self.x, "max_x": self.x, **({"level": self.level} if self.stages else {})}
 
 
 def test_frontier_moves_to_the_smallest_of_25_beats() -> None:
     callback = AdaptiveEpsilonCallback()
-    assert callback.frontier == 40
+    assert callback.frontier_of().frontier == 40
     for max_x in range(100, 124):  # 24 beating episodes: not yet
         callback.end_episode(max_x)
     callback.end_episode(30)  # does not beat the frontier: not counted
-    assert callback.frontier == 40
+    assert callback.frontier_of().frontier == 40
     callback.end_episode(500)  # the 25th beat
-    assert callback.frontier == 100
+    assert callback.frontier_of().frontier == 100
     for max_x in [101] * 24:  # beats 100, but the window's minimum is only 101...
         callback.end_episode(max_x)
     callback.end_episode(99)  # ...and this one does not count
-    assert callback.frontier == 100
+    assert callback.frontier_of().frontier == 100
     callback.end_episode(101)
-    assert callback.frontier == 101
+    assert callback.frontier_of().frontier == 101
 
 
 def test_frontier_keeps_its_place_when_the_window_minimum_is_not_higher() -> None:
     callback = AdaptiveEpsilonCallback(frontier_window=3, initial_frontier=100)
     for max_x in (150, 120, 200):
         callback.end_episode(max_x)
-    assert callback.frontier == 120
+    assert callback.frontier_of().frontier == 120
     # The deque keeps the last 3 beats; the next window's minimum (121) moves it again.
     for max_x in (130, 121, 300):
         callback.end_episode(max_x)
-    assert callback.frontier == 121
+    assert callback.frontier_of().frontier == 121
+
+
+def test_frontiers_are_kept_per_stage() -> None:
+    callback = AdaptiveEpsilonCallback(frontier_window=2)
+    for max_x, level in ((300, "1-1"), (100, "1-2"), (400, "1-1"), (90, "1-2"), (80, "1-3")):
+        callback.end_episode(max_x, level)
+    # Each stage's window fills with its own episodes only.
+    assert {level: f.frontier for level, f in callback.frontiers.items()} == {"1-1": 300, "1-2": 90, "1-3": 40}
+    assert list(callback.frontier_of("1-3").recent_beats) == [80] and callback.frontier_of("1-3").beats_since_update == 1
+
+
+def test_boost_is_against_the_episodes_own_stage_frontier() -> None:
+    # Episodes alternate between a fast stage (x 40 -> 200) and a slow one (x 40 -> 80); the frontier
+    # of each moves after each episode (window 1).
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(stages=(("1-1", 8), ("1-2", 2))))
+    model = DQN("MlpPolicy", env, learning_starts=10_000, exploration_fraction=0.01, exploration_final_eps=0.1, seed=0)
+    callback, recorder = AdaptiveEpsilonCallback(frontier_window=1), EpsilonRecorder()
+    model.learn(4 * 20, callback=[callback, recorder], log_interval=None)  # no dump: the logged values stay readable
+    epsilons = recorder.epsilons
+    # Episode 2 (the slow stage) never reaches the fast stage's frontier (200) but passes its own (40):
+    # boosted from its second step.
+    np.testing.assert_allclose(epsilons[21:40], 0.5 * 0.998 ** np.arange(19))
+    # Episodes 3 and 4 stay at their stage's frontier (200, 80): no boost.
+    np.testing.assert_allclose(epsilons[40:], 0.1)
+    assert {level: f.frontier for level, f in callback.frontiers.items()} == {"1-1": 200, "1-2": 80}
+    assert model.logger.name_to_value["mario/gmax_x/1-2"] == 80
+
+
+def test_stage_frontiers_are_saved_in_the_zip_and_resumed(tmp_path, capsys) -> None:
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(stages=(("1-1", 8), ("1-2", 2))))
+    model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
+    model.learn(3 * 20, callback=AdaptiveEpsilonCallback(frontier_window=2))
+    model.save(tmp_path / "model.zip")
+    expected = {
+        "frontiers": {
+            "1-1": {"frontier": 200.0, "recent_beats": [200.0, 200.0], "beats_since_update": 0},
+            "1-2": {"frontier": 40.0, "recent_beats": [80.0], "beats_since_update": 1},
+        }
+    }
+    loaded = DQN.load(tmp_path / "model.zip", env=env)
+    assert loaded.adaptive_epsilon_state == expected
+    resumed = AdaptiveEpsilonCallback(frontier_window=2, verbose=1)
+    loaded.learn(1, callback=resumed, reset_num_timesteps=False)
+    assert resumed.frontier_of("1-2").state() == expected["frontiers"]["1-2"]
+    assert "1-2: frontier at x=40, recent frontier-beating max_x [80] (1 since the last update)" in capsys.readouterr().out
+
+
+def test_a_single_frontier_saved_before_stages_becomes_each_stages(tmp_path) -> None:
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(stages=(("1-1", 8),)))
+    model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
+    model.adaptive_epsilon_state = {"frontier": 150.0, "recent_beats": [150.0, 170.0], "beats_since_update": 2}
+    callback = AdaptiveEpsilonCallback(frontier_window=25)
+    model.learn(10, callback=callback)  # half an episode: nothing ended yet, the old state is kept as it was
+    assert model.adaptive_epsilon_state["unseen_stages"]["frontier"] == 150.0
+    assert callback.frontier_of("1-1").state() == {"frontier": 150.0, "recent_beats": [150.0, 170.0], "beats_since_update": 2}
 
 
 def test_exponential_schedule() -> None:
@@ -105,7 +167,7 @@ def test_boost_changes_the_epsilon_dqn_uses() -> None:
         assert epsilons[start] == floor  # the boost ended with the episode
         np.testing.assert_allclose(epsilons[start + 1 : start + 20], 0.5 * 0.998 ** np.arange(19))
     # After the 25th episode the frontier is x=200, which nobody passes: the floor from then on.
-    assert callback.frontier == 40 + 8 * 20
+    assert callback.frontier_of().frontier == 40 + 8 * 20
     np.testing.assert_allclose(epsilons[25 * 20 :], floor)
 
 
@@ -158,6 +220,19 @@ def test_episode_stats_callback_logs_rates() -> None:
     logged = model.logger.name_to_value
     assert (logged["mario/death_rate"], logged["mario/stall_rate"], logged["mario/flag_rate"]) == (0.5, 0.25, 0.25)
     assert (logged["mario/ep_max_x_mean"], logged["mario/ep_max_x_max"]) == (200.0, 200.0)
+
+
+def test_episode_stats_per_stage() -> None:
+    causes = ("flag", "death", "death")
+    stages = (("1-1", 8), ("1-2", 2))
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(causes=causes, stages=stages))
+    model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
+    stats = MarioEpisodeStatsCallback(window=2)
+    model.learn(20 * 6, callback=stats, log_interval=None)
+    # Episodes 1..6: 1-1 flag, 1-2 death, 1-1 death, 1-2 flag, 1-1 death, 1-2 death.
+    logged = model.logger.name_to_value
+    assert (logged["mario/1-1/ep_max_x_mean"], logged["mario/1-2/ep_max_x_mean"]) == (200.0, 80.0)
+    assert (logged["mario/1-1/flag_rate"], logged["mario/1-2/flag_rate"]) == (0.0, 0.5)  # each stage's last 2
 
 
 @pytest.mark.parametrize(

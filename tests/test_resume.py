@@ -73,7 +73,7 @@ def test_ctrl_c_saves_a_loadable_model(tmp_path) -> None:
     model = DQN.load(run / "MarioShaped.zip")
     assert 400 <= model.num_timesteps < 100_000
     assert (run / "replay_buffer.pkl").is_file()
-    assert saved_data(run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] > 40
+    assert saved_data(run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontiers"]["1-1"]["frontier"] > 40
 
 
 @pytest.mark.slow
@@ -89,7 +89,7 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     steps = DQN.load(checkpoint).num_timesteps
     assert steps == int(checkpoint.stem.split("_")[2])
     data = saved_data(checkpoint)
-    state = data["adaptive_epsilon_state"]
+    state = data["adaptive_epsilon_state"]["frontiers"]["1-1"]
     assert state["recent_beats"]  # frontier-beating episodes the resumed run must remember
     # The checkpoint's replay buffer was written before it: it holds exactly the checkpoint's transitions.
     buffer_path = run / f"rl_model_replay_buffer_{steps}_steps.pkl"
@@ -110,8 +110,8 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     # its next move, and epsilon (the schedule's value at the checkpoint's step; no boost at the start).
     recent = [round(x) for x in state["recent_beats"]]
     assert (
-        f"resumed with the frontier at x={state['frontier']:.0f}, recent frontier-beating max_x {recent} "
-        f"({state['beats_since_update']} since the last update), epsilon {data['exploration_rate']:.6f}"
+        f"resumed at epsilon {data['exploration_rate']:.6f}; 1-1: frontier at x={state['frontier']:.0f}, "
+        f"recent frontier-beating max_x {recent} ({state['beats_since_update']} since the last update)"
     ) in out
     resumed_run = tmp_path / "dqn" / "MarioShaped_2"
     resumed_statistics = load_from_pkl(resumed_run / "MarioShaped" / "vecnormalize.pkl")
@@ -120,7 +120,8 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     assert resumed.num_timesteps == 1000  # the same total as an uninterrupted run
     # The replay buffer carried on too: the checkpoint's transitions plus the resumed run's.
     assert load_from_pkl(resumed_run / "replay_buffer.pkl").size() == buffer_size + (1000 - steps)
-    assert saved_data(resumed_run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontier"] >= state["frontier"]
+    resumed_state = saved_data(resumed_run / "MarioShaped.zip")["adaptive_epsilon_state"]["frontiers"]["1-1"]
+    assert resumed_state["frontier"] >= state["frontier"]
 
 
 def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
