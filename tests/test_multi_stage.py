@@ -85,3 +85,21 @@ def test_each_episode_is_shaped_with_its_stages_constants() -> None:
         expected = stage_constants(level)
         assert (rule.checkpoint_x, rule.jump_ground_y) == (expected.checkpoint_x, expected.jump_ground_y)
     env.close()
+
+
+@pytest.mark.slow
+def test_world_entry_trains_one_agent_on_several_stages(tmp_path) -> None:
+    import json
+    import zipfile
+
+    import pandas as pd
+    from zoo_runner import SMALL, zoo
+
+    conf = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", "hyperparams/ddqn_world1.yml", "--seed", "0"]
+    zoo("train", *conf, "-n", "800", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
+    run = tmp_path / "ddqn" / "MarioShaped_1"
+    episodes = pd.read_csv(run / "0.monitor.csv", skiprows=1)
+    assert set(episodes["level"]) <= {"1-1", "1-2", "1-3", "1-4"} and episodes["level"].nunique() >= 2
+    with zipfile.ZipFile(run / "MarioShaped.zip") as archive:
+        frontiers = json.loads(archive.read("data"))["adaptive_epsilon_state"]["frontiers"]
+    assert set(frontiers) == set(episodes["level"])  # a frontier for each stage played
