@@ -66,10 +66,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     try:
-        study = optuna.load_study(study_name=args.study_name, storage=open_storage(args.storage))
+        storage = open_storage(args.storage)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(f"--storage: {error}")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        study = optuna.load_study(study_name=args.study_name, storage=storage)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(args.storage))]
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         parser.error(f"no study {args.study_name!r} in {args.storage}; studies there: {names}")
+    except (SQLAlchemyError, ImportError) as error:  # an unreachable or malformed database URL, a missing driver
+        parser.error(f"--storage {args.storage}: {error.__class__.__name__}: {str(error).splitlines()[0]}")
     states = [trial.state.name for trial in study.trials]
     print(
         f"study {study.study_name}: {len(states)} trials "
@@ -86,8 +94,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.write is not None:
         if args.write.exists():
             parser.error(f"{args.write} exists; choose another --write path (nothing was overwritten)")
-        base_entry = yaml.safe_load(args.base.read_text())["MarioShaped"]
-        entry = best_entry(study, base_entry)
+        try:
+            base_entry = yaml.safe_load(args.base.read_text())["MarioShaped"]
+            entry = best_entry(study, base_entry)
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+            parser.error(f"--base {args.base}: not a hyperparameter file with a MarioShaped entry ({error!r})")
+        except ValueError as error:  # a study another sampler made
+            parser.error(str(error))
         header = f"# Best trial {study.best_trial.number} of Optuna study {study.study_name} (value {study.best_value:.2f}).\n"
         args.write.write_text(header + yaml.safe_dump({"MarioShaped": entry}, sort_keys=False))
         algo = sweep_algo(study.best_trial.params)

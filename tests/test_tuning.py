@@ -212,6 +212,32 @@ def test_sweep_embedded_store_trial_id_and_results(tmp_path) -> None:
     assert "no study 'nope'" in missing.stderr and "MarioShaped_dqn" in missing.stderr
 
 
+def results_command(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "sb3_mario.tuning_results", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+
+
+def test_results_command_refuses_bad_input_by_name(tmp_path) -> None:
+    journal = str(tmp_path / "sweep.log")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    study = optuna.create_study(study_name="MarioShaped_dqn", storage=storage, direction="maximize")
+    distributions = {key: optuna.distributions.CategoricalDistribution([value]) for key, value in MARIO_PARAMS.items()}
+    study.add_trial(create_trial(value=1.0, params=MARIO_PARAMS, distributions=distributions))
+    (tmp_path / "other.yml").write_text("CartPole-v1:\n  n_timesteps: 1000\n")
+    write = ["--storage", journal, "--write"]
+    cases = [
+        (["--storage", str(tmp_path / "none.log")], "--storage: no Optuna journal at"),
+        (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "--storage postgresql://nobody@127.0.0.1:9/none: "),
+        ([*write, str(tmp_path / "a.yml"), "--base", str(tmp_path / "no.yml")], "--base"),
+        ([*write, str(tmp_path / "b.yml"), "--base", str(tmp_path / "other.yml")], "MarioShaped entry"),
+    ]
+    for args, message in cases:
+        result = results_command(*args, "--study-name", "MarioShaped_dqn")
+        assert result.returncode == 2, result.stderr
+        assert "error: " in result.stderr and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "a.yml").exists() and not (tmp_path / "b.yml").exists()
+
+
 @pytest.mark.slow
 def test_median_pruner_stops_a_worse_trial(tmp_path) -> None:
     """A study whose one finished trial scored 1e9 at evaluation 1: the next real trial must be pruned there."""
