@@ -191,7 +191,7 @@ def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main([str(run_dir), "--levels", "1-1", "9-9", "--json", str(tmp_path / "never.json")])
     assert exit_info.value.code == 2
-    assert "--levels: level='9-9' is not an SMB1 stage; valid levels: 1-1" in capsys.readouterr().err
+    assert "--levels: level='9-9' (in ['1-1', '9-9']) is not an SMB1 stage; valid levels: 1-1" in capsys.readouterr().err
     assert not (tmp_path / "never.json").exists()
     with pytest.raises(SystemExit):
         evaluate.main([str(run_dir), "--world", "9"])
