@@ -48,12 +48,18 @@ if __name__ == "__main__":
 """
 
 
+def run_script(tmp_path, source: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``source`` as a script in a fresh Python process (subprocess envs need a real ``__main__``); it must succeed."""
+    script = tmp_path / "script.py"
+    script.write_text(source)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.slow
 def test_subproc_and_pinned_workers_know_mario_shaped_and_match_dummy(tmp_path) -> None:
-    script = tmp_path / "subproc_check.py"
-    script.write_text(SUBPROC_SCRIPT)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script(tmp_path, SUBPROC_SCRIPT, timeout=300)
     assert "identical 241" in result.stdout
 
 
@@ -127,10 +133,7 @@ if __name__ == "__main__":
 
 
 def test_close_ends_the_workers_when_one_died(tmp_path) -> None:
-    script = tmp_path / "dead_worker.py"
-    script.write_text(DEAD_WORKER_SCRIPT)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script(tmp_path, DEAD_WORKER_SCRIPT, timeout=120)
     assert "closed [False, False]" in result.stdout
 
 
@@ -148,11 +151,8 @@ if __name__ == "__main__":
 
 
 def test_a_process_exits_with_workers_never_closed(tmp_path) -> None:
-    script = tmp_path / "never_closed.py"
-    script.write_text(NEVER_CLOSED_SCRIPT)
     # The workers ignore SIGTERM, which multiprocessing's exit handler sends them: without sb3-mario's
     # own exit handler, the process would wait for them forever.
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script(tmp_path, NEVER_CLOSED_SCRIPT, timeout=60)
     for pid in result.stdout.split()[1:]:
         assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} outlived the process"
