@@ -180,7 +180,7 @@ class AdaptiveEpsilonCallback(BaseCallback):
         model.exploration_schedule = self.schedule
         model.exploration_rate = self.schedule(model._current_progress_remaining)
         if saved_state is not None and self.verbose >= 1:
-            stages = [(level, frontier) for level, frontier in self.frontiers.items()]
+            stages = list(self.frontiers.items())
             if self._unseen_stage_state is not None:
                 stages.append(("every stage", StageFrontier(self.frontier_window, **self._unseen_stage_state)))
             described = "; ".join(f"{level or 'the env'}: {frontier}" for level, frontier in stages)

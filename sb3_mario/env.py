@@ -13,7 +13,7 @@ from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward
 from sb3_mario.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
-from sb3_mario.wrappers import STAGE_ORDERS, ResizeFrames, ShapedFrameSkip, StageSampler
+from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
 
 ENV_ID = "MarioShaped"
 MARIO_ENV_IDS = (ENV_ID,)  # every env id sb3-mario registers
@@ -87,8 +87,7 @@ def make_mario_shaped(
     levels = parse_levels(level)
     if actions not in ACTION_SETS:
         raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
-    if stage_order not in STAGE_ORDERS:
-        raise ValueError(f"stage_order={stage_order!r} is not valid; valid choices: {', '.join(STAGE_ORDERS)}")
+    check_stage_order(stage_order)
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode={render_mode!r} is not valid; valid choices: {RENDER_MODES}")
     unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
@@ -105,9 +104,8 @@ def make_mario_shaped(
     env: gym.Env = SuperMarioBrosEnv(target=world_and_stage(levels[0]), render_mode=render_mode)
     if len(levels) > 1:
         env = StageSampler(env, levels, order=stage_order)
-        env = ShapedFrameSkip(env, rewards, frame_skip=frame_skip, n_frames=frame_stack)
-    else:
-        env = ShapedFrameSkip(env, rewards[levels[0]], frame_skip=frame_skip, n_frames=frame_stack)
+    reward = rewards if len(levels) > 1 else rewards[levels[0]]  # one rule per stage, or the stage's own
+    env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

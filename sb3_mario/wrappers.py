@@ -24,6 +24,13 @@ from sb3_mario.stages import world_and_stage
 STAGE_ORDERS = ("random", "round_robin")
 
 
+def check_stage_order(order: str) -> str:
+    """``order`` if it is a stage order, else a ``ValueError`` naming it and the valid ones."""
+    if order not in STAGE_ORDERS:
+        raise ValueError(f"stage_order={order!r} is not valid; valid choices: {', '.join(STAGE_ORDERS)}")
+    return order
+
+
 class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     """
     Start each episode on one of several SMB1 stages, drawn at random (``reset(seed=...)`` makes the
@@ -43,8 +50,7 @@ class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
 
     def __init__(self, env: SuperMarioBrosEnv, levels: Sequence[str], order: str = "random") -> None:
         super().__init__(env)
-        if order not in STAGE_ORDERS:
-            raise ValueError(f"stage_order={order!r} is not valid; valid choices: {', '.join(STAGE_ORDERS)}")
+        check_stage_order(order)
         if (env._target_world, env._target_stage) != world_and_stage(levels[0]):
             raise ValueError(f"env plays {env._target_world}-{env._target_stage}, not the first level {levels[0]!r}")
         self.levels = tuple(levels)
