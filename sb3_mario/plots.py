@@ -114,17 +114,21 @@ def plot_level_progress(report_path: Path, output: Path) -> Path:
     """
     Per level and policy: each episode's ``max_x`` (dots), the median (bar) and the flag rate.
 
-    :param report_path: JSON written by ``python -m sb3_mario.evaluate``.
+    :param report_path: JSON written by ``python -m sb3_mario.evaluate`` (or the level matrix of
+        ``scripts/bench_levels.py``: one policy per agent).
     :param output: PNG path.
     """
     report = json.loads(report_path.read_text())
     levels = list(report["levels"])
     if not levels:
         raise ValueError(f"{report_path} has no level results")
-    policies = sorted({name for results in report["levels"].values() for name in results}, key=lambda n: n != "agent")
-    colors = {"agent": "tab:blue", "random": "tab:gray"}
+    # The report's own order (the agents, e.g. a level matrix's), random play last and grey.
+    names = dict.fromkeys(name for results in report["levels"].values() for name in results)
+    policies = sorted(names, key=lambda name: name == "random")
+    colors = {name: f"C{index}" for index, name in enumerate(name for name in policies if name != "random")}
+    colors["random"] = "tab:gray"
     width = 0.8 / len(policies)
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(levels)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(levels) * max(1, len(policies) / 3)), 4.5))
     rng = np.random.default_rng(0)
     for offset, name in enumerate(policies):
         for index, level in enumerate(levels):
@@ -137,12 +141,12 @@ def plot_level_progress(report_path: Path, output: Path) -> Path:
                 x,
                 result["summary"]["max_x_median"],
                 width * 0.9,
-                color=colors.get(name),
+                color=colors[name],
                 alpha=0.35,
                 label=f"{name} (median)" if index == 0 else None,
             )
             ax.plot(
-                x + rng.uniform(-width / 4, width / 4, len(max_x)), max_x, "o", color=colors.get(name), markersize=3, alpha=0.7
+                x + rng.uniform(-width / 4, width / 4, len(max_x)), max_x, "o", color=colors[name], markersize=3, alpha=0.7
             )
             ax.text(x, max(max_x) * 1.02, f"flag {100 * result['summary']['flag_rate']:.0f}%", ha="center", fontsize=8)
     ax.set_xticks(range(len(levels)), levels)
