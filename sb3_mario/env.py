@@ -57,6 +57,7 @@ def make_mario_shaped(
     frame_stack: int = 4,
     render_mode: str | None = None,
     stage_order: str = "random",
+    fresh_jumps: bool = True,
     **reward_constants: float,
 ) -> gym.Env:
     """
@@ -79,6 +80,9 @@ def make_mario_shaped(
         ``"human"`` (a window showing every frame).
     :param stage_order: With several stages: ``"random"`` (drawn from the env's seeded random
         generator) or ``"round_robin"``.
+    :param fresh_jumps: A jump action on the ground always jumps, also right after a step that
+        held A (``False``: the notebook's held buttons, after which a jump needs a step without A
+        first; :class:`sb3_mario.wrappers.ShapedFrameSkip`).
     :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
         (:func:`sb3_mario.stages.stage_constants`).
@@ -93,6 +97,8 @@ def make_mario_shaped(
     unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
     if unknown:
         raise ValueError(f"unknown MarioShaped argument(s) {unknown}; reward constants are: {', '.join(REWARD_CONSTANTS)}")
+    if not isinstance(fresh_jumps, bool):
+        raise ValueError(f"fresh_jumps={fresh_jumps!r} is not valid; valid choices: True, False")
     frame_skip = _positive_int("frame_skip", frame_skip)
     frame_stack = _positive_int("frame_stack", frame_stack)
     frame_shape = _frame_shape(frame_size)
@@ -105,7 +111,7 @@ def make_mario_shaped(
     if len(levels) > 1:
         env = StageSampler(env, levels, order=stage_order)
     reward = rewards if len(levels) > 1 else rewards[levels[0]]  # one rule per stage, or the stage's own
-    env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack)
+    env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack, fresh_jumps=fresh_jumps)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

@@ -149,6 +149,30 @@ def test_same_seed_same_actions_same_episode() -> None:
         np.testing.assert_array_equal(first, second)
 
 
+def jump_heights(fresh_jumps: bool, steps: int = 40) -> list[int]:
+    """Mario's height (``y_pos``) after each step of holding "right + run + jump" from 1-1's start."""
+    env = gym.make("MarioShaped", fresh_jumps=fresh_jumps)
+    env.reset(seed=0)
+    heights = [env.step(RIGHT_RUN_JUMP)[4]["y_pos"] for _ in range(steps)]
+    env.close()
+    return heights
+
+
+def test_a_jump_action_on_the_ground_always_jumps() -> None:
+    ground = 79  # Mario's y_pos standing on 1-1's ground
+    fresh, held = jump_heights(fresh_jumps=True), jump_heights(fresh_jumps=False)
+
+    def takeoffs(heights: list[int]) -> int:
+        return sum(before == ground < after for before, after in zip([ground, *heights], heights, strict=False))
+
+    # Held buttons (the notebook's): A stays pressed, so after the first jump he only runs.
+    assert takeoffs(held) == 1 and held[10:] == [ground] * 30
+    # Fresh jumps: each landing with A still pressed jumps again.
+    assert takeoffs(fresh) == 3
+    # A stays held in the air: the first jump, up to the landing, is the same full-height jump.
+    assert fresh[:11] == held[:11] and max(fresh[:11]) == 143
+
+
 @pytest.mark.parametrize(
     "actions, buttons", [("right_only", RIGHT_ONLY), ("simple", SIMPLE_MOVEMENT), ("complex", COMPLEX_MOVEMENT)]
 )
@@ -195,6 +219,7 @@ def test_passes_sb3_env_checker(env: gym.Env) -> None:
         ({"frame_stack": 2.5}, r"frame_stack=2.5"),
         ({"frame_size": -96}, r"frame_size=-96 is not valid"),
         ({"frame_size": (96, 0)}, r"frame_size=\(96, 0\)"),
+        ({"fresh_jumps": "yes"}, r"fresh_jumps='yes' is not valid; valid choices: True, False"),
         ({"render_mode": "ansi"}, r"render_mode='ansi' is not valid; valid choices: \(None, 'rgb_array', 'human'\)"),
         (
             {"death_penalty": -5},
