@@ -190,7 +190,7 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
     assert type(vec_normalize) is LeanVecNormalize and not vec_normalize.norm_obs
     assert model.exploration_schedule.__class__.__name__ == "LinearSchedule"  # adaptive epsilon restored it
     out = zoo(
-        "enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "100", "--no-render"
+        "enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(tmp_path), "--exp-id", "1", "-n", "600", "--no-render"
     )
     assert "Mean reward:" in out or "Episode Length" in out
 
