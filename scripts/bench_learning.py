@@ -64,15 +64,23 @@ def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subpr
         "-f", str(seed_dir / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
         "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(seed_dir / "tensorboard"), "--num-threads", str(args.threads),
     ]  # fmt: skip
+    return launch_or_resume(seed_dir, command, args)
+
+
+def launch_or_resume(run_dir: Path, command: list[str], args: argparse.Namespace) -> subprocess.Popen:
+    """
+    Run an rl-zoo3 training ``command`` in the background, logging to ``<run_dir>/train.log``: with
+    ``args.params`` as ``-params``, for ``args.steps`` in all, continuing from the newest checkpoint.
+    """
     if args.params:
-        command += ["-params", *args.params]
-    saved = checkpoints(seed_dir, args.algo)
+        command = [*command, "-params", *args.params]
+    saved = checkpoints(run_dir, args.algo)
     if saved:  # resume: rl-zoo3 writes the continuation to a new run folder
         steps, path = saved[-1]
-        command += ["-i", str(path), "-n", str(args.steps - steps)]
+        command = [*command, "-i", str(path), "-n", str(args.steps - steps)]
     else:
-        command += ["-n", str(args.steps)]
-    log = open(seed_dir / "train.log", "a")
+        command = [*command, "-n", str(args.steps)]
+    log = open(run_dir / "train.log", "a")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 

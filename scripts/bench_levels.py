@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench_learning import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model
+from bench_learning import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume
 
 from sb3_mario.evaluate import evaluate
 from sb3_mario.loading import load_agent
@@ -53,16 +53,7 @@ def start_training(run_dir: Path, level: str | int, args: argparse.Namespace) ->
         # --env-kwargs replaces the entry's env_kwargs as a whole: the action set is repeated.
         "--env-kwargs", f"level:{level!r}", f"actions:{args.actions!r}",
     ]  # fmt: skip
-    if args.params:
-        command += ["-params", *args.params]
-    saved = checkpoints(run_dir, args.algo)
-    if saved:  # resume: rl-zoo3 writes the continuation to a new run folder
-        steps, path = saved[-1]
-        command += ["-i", str(path), "-n", str(args.steps - steps)]
-    else:
-        command += ["-n", str(args.steps)]
-    log = open(run_dir / "train.log", "a")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    return launch_or_resume(run_dir, command, args)
 
 
 def common_step(run_dirs: dict[str, Path], algo: str) -> int:
