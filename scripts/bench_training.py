@@ -117,6 +117,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="with --precision/--options: interleaved rounds")
     parser.add_argument("--device", default="auto", help="with --precision/--options: torch device (e.g. cuda)")
     parser.add_argument(
+        "--variants", nargs="+", choices=LEARNER_OPTIONS, default=list(LEARNER_OPTIONS), help="with --options: which to run"
+    )
+    parser.add_argument(
         "--entries", nargs="+", choices=ENTRIES, default=list(ENTRIES), help="with --precision: entries to measure"
     )
     args = parser.parse_args()
@@ -130,7 +133,8 @@ def main() -> None:
         compare(entries, precisions, args.baseline, args.repeats, args.device)
     elif args.options:
         flag_entry = {"hyperparams/ddqn.yml": ENTRIES["hyperparams/ddqn.yml"]}
-        compare(flag_entry, LEARNER_OPTIONS, args.baseline, args.repeats, args.device)
+        variants = {name: LEARNER_OPTIONS[name] for name in args.variants}
+        compare(flag_entry, variants, args.baseline, args.repeats, args.device)
     elif args.scaling:
         for n_envs, vec_env in ((1, "dummy"), (2, "dummy"), (2, "subproc"), (4, "subproc")):
             for num_threads in (1, 2):
