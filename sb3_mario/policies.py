@@ -70,7 +70,7 @@ class DuelingQNetwork(QNetwork):
     :param precision: ``"fp32"``, or ``"bf16"``: the forward pass (and so its backward pass) runs
         under ``torch.autocast`` in bfloat16 on CPU or CUDA, ~1.7x faster on CPUs with AVX-512 BF16.
         Weights, optimizer state and the returned Q-values stay float32, so SB3's DQN computes its
-        targets and loss unchanged. Acting (``predict``) computes in float32 either way (see ``_predict``).
+        targets and loss unchanged.
     """
 
     def __init__(
@@ -115,16 +115,7 @@ class DuelingQNetwork(QNetwork):
         return self.value_net(features), self.q_net(features)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
-        return self._q_values(obs, PRECISIONS[self.precision])
-
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        # Acting sees one observation per env. At such batch sizes autocast's cast of every weight
-        # to bfloat16, made anew at each call, costs more than the bfloat16 arithmetic saves (one
-        # observation on an AVX-512 BF16 CPU: 2.5 ms in bf16, 0.8 ms in fp32), so actions are chosen
-        # in float32 whatever the precision; the batches of training and targets keep it.
-        return self._q_values(observation, None).argmax(dim=1).reshape(-1)
-
-    def _q_values(self, obs: PyTorchObs, autocast_dtype: th.dtype | None) -> th.Tensor:
+        autocast_dtype = PRECISIONS[self.precision]
         with th.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             values, advantages = self.value_and_advantages(obs)
             q_values = values + advantages - advantages.mean(dim=1, keepdim=True)
