@@ -81,6 +81,9 @@ LEARNER_OPTIONS = {
     "overlap 2 subproc envs": dict(vec_env="subproc", n_envs=2, params=OVERLAP),
     "replay on device": dict(params=ON_DEVICE),
     "overlap 2 subproc envs + replay on device": dict(vec_env="subproc", n_envs=2, params=OVERLAP + ON_DEVICE),
+    # train_freq 1: every vectorised step (4 transitions) is played while one gradient step runs.
+    "overlap 4 subproc envs": dict(vec_env="subproc", n_envs=4, params=OVERLAP),
+    "overlap 4 subproc envs + replay on device": dict(vec_env="subproc", n_envs=4, params=OVERLAP + ON_DEVICE),
 }
 
 
