@@ -21,8 +21,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from tqdm import tqdm
 
+from sb3_mario.envs.stages import DEFAULT_LEVEL, LEVELS, parse_levels
 from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
-from sb3_mario.stages import DEFAULT_LEVEL, LEVELS, parse_levels
 
 
 @dataclass

@@ -25,7 +25,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 
-from sb3_mario.policies import DuelingCnnPolicy, DuelingDQNPolicy
+from sb3_mario.dqn.policies import DuelingCnnPolicy, DuelingDQNPolicy
 
 ALGOS = ("dqn", "ddqn", "qrdqn")
 
@@ -221,7 +221,7 @@ def load_agent(path: str | Path, algo: str | None = None, best: bool = False, sa
     if algo == "qrdqn":
         from sb3_contrib import QRDQN as algorithm
     elif algo == "ddqn":
-        from sb3_mario.double_dqn import DoubleDQN as algorithm
+        from sb3_mario.dqn.double_dqn import DoubleDQN as algorithm
     else:
         from stable_baselines3 import DQN as algorithm
     model = algorithm.load(zip_path, device="cpu")

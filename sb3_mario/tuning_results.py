@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 import yaml
 
-from sb3_mario.tuning import convert_mario_params, is_mario_params, sweep_algo, with_base_policy_kwargs
+from sb3_mario.zoo.tuning import convert_mario_params, is_mario_params, sweep_algo, with_base_policy_kwargs
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage | str:

@@ -16,8 +16,8 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
+from sb3_mario.envs.stages import DEFAULT_LEVEL, check_level, parse_levels
 from sb3_mario.loading import LoadedAgent, epsilon_greedy_action, load_agent_or_exit
-from sb3_mario.stages import DEFAULT_LEVEL, check_level, parse_levels
 
 FORMATS = ("mp4", "gif")
 

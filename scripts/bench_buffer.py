@@ -19,8 +19,8 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
-from sb3_mario.double_dqn import DoubleDQN
+from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.dqn.double_dqn import DoubleDQN
 
 # name -> (buffer class, keyword arguments)
 BUFFERS: dict[str, tuple[type[ReplayBuffer], dict]] = {

@@ -11,7 +11,7 @@ import platform
 
 from throughput import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
 
-from sb3_mario.reward import DEFAULT_FRAME_SKIP
+from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP
 
 
 def main() -> None:

@@ -29,10 +29,10 @@ from typing import Any
 
 from bench_learning import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume
 
+from sb3_mario.envs.stages import parse_levels
 from sb3_mario.evaluate import evaluate
 from sb3_mario.loading import load_agent
 from sb3_mario.plots import plot_level_progress
-from sb3_mario.stages import parse_levels
 
 RANDOM = "random"
 

@@ -16,7 +16,8 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 
 import sb3_mario  # noqa: F401
-from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
+from sb3_mario.callbacks import MarioEpisodeStatsCallback
+from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 
 
 def rss_bytes() -> int:

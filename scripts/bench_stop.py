@@ -19,7 +19,7 @@ import gymnasium as gym
 from bench_buffer import record_transitions
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from sb3_mario.double_dqn import DoubleDQN
+from sb3_mario.dqn.double_dqn import DoubleDQN
 
 
 def seconds(save, path: Path, repeats: int = 3) -> float:

@@ -20,9 +20,9 @@ from nes_py.wrappers import JoypadSpace
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from sb3_mario.env import ACTION_SETS
-from sb3_mario.reward import DEFAULT_FRAME_SKIP
-from sb3_mario.vec_env import PinnedSubprocVecEnv
+from sb3_mario.envs.mario import ACTION_SETS
+from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP
+from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 
 LEARNING_STARTS = 200  # env steps before the timed runs start training
 

@@ -10,8 +10,8 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from sb3_mario.buffers import CODECS, CompressedReplayBuffer, PrioritizedReplayBuffer
-from sb3_mario.sum_tree import SumTree
+from sb3_mario.dqn.buffers import CODECS, CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.dqn.sum_tree import SumTree
 
 SMALL_OBS = spaces.Box(0, 255, (2, 3), np.uint8)
 ACTIONS = spaces.Discrete(4)

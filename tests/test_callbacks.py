@@ -8,8 +8,9 @@ from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
-from sb3_mario.schedules import BoostableSchedule, ExponentialSchedule
+from sb3_mario.callbacks import MarioEpisodeStatsCallback
+from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
+from sb3_mario.dqn.schedules import BoostableSchedule, ExponentialSchedule
 
 
 class Corridor(gym.Env):
@@ -47,30 +48,30 @@ class Corridor(gym.Env):
 
 def test_frontier_moves_to_the_smallest_of_25_beats() -> None:
     callback = AdaptiveEpsilonCallback()
-    assert callback.frontier_of().frontier == 40
+    assert callback.frontiers.of().frontier == 40
     for max_x in range(100, 124):  # 24 beating episodes: not yet
         callback.end_episode(max_x)
     callback.end_episode(30)  # does not beat the frontier: not counted
-    assert callback.frontier_of().frontier == 40
+    assert callback.frontiers.of().frontier == 40
     callback.end_episode(500)  # the 25th beat
-    assert callback.frontier_of().frontier == 100
+    assert callback.frontiers.of().frontier == 100
     for max_x in [101] * 24:  # beats 100, but the window's minimum is only 101...
         callback.end_episode(max_x)
     callback.end_episode(99)  # ...and this one does not count
-    assert callback.frontier_of().frontier == 100
+    assert callback.frontiers.of().frontier == 100
     callback.end_episode(101)
-    assert callback.frontier_of().frontier == 101
+    assert callback.frontiers.of().frontier == 101
 
 
 def test_frontier_keeps_its_place_when_the_window_minimum_is_not_higher() -> None:
     callback = AdaptiveEpsilonCallback(frontier_window=3, initial_frontier=100)
     for max_x in (150, 120, 200):
         callback.end_episode(max_x)
-    assert callback.frontier_of().frontier == 120
+    assert callback.frontiers.of().frontier == 120
     # The deque keeps the last 3 beats; the next window's minimum (121) moves it again.
     for max_x in (130, 121, 300):
         callback.end_episode(max_x)
-    assert callback.frontier_of().frontier == 121
+    assert callback.frontiers.of().frontier == 121
 
 
 def test_frontiers_are_kept_per_stage() -> None:
@@ -78,8 +79,8 @@ def test_frontiers_are_kept_per_stage() -> None:
     for max_x, level in ((300, "1-1"), (100, "1-2"), (400, "1-1"), (90, "1-2"), (80, "1-3")):
         callback.end_episode(max_x, level)
     # Each stage's window fills with its own episodes only.
-    assert {level: f.frontier for level, f in callback.frontiers.items()} == {"1-1": 300, "1-2": 90, "1-3": 40}
-    assert list(callback.frontier_of("1-3").recent_beats) == [80] and callback.frontier_of("1-3").beats_since_update == 1
+    assert {level: f.frontier for level, f in callback.frontiers.stages.items()} == {"1-1": 300, "1-2": 90, "1-3": 40}
+    assert list(callback.frontiers.of("1-3").recent_beats) == [80] and callback.frontiers.of("1-3").beats_since_update == 1
 
 
 def test_boost_is_against_the_episodes_own_stage_frontier() -> None:
@@ -95,7 +96,7 @@ def test_boost_is_against_the_episodes_own_stage_frontier() -> None:
     np.testing.assert_allclose(epsilons[21:40], 0.5 * 0.998 ** np.arange(19))
     # Episodes 3 and 4 stay at their stage's frontier (200, 80): no boost.
     np.testing.assert_allclose(epsilons[40:], 0.1)
-    assert {level: f.frontier for level, f in callback.frontiers.items()} == {"1-1": 200, "1-2": 80}
+    assert {level: f.frontier for level, f in callback.frontiers.stages.items()} == {"1-1": 200, "1-2": 80}
     assert model.logger.name_to_value["mario/gmax_x/1-2"] == 80
 
 
@@ -114,7 +115,7 @@ def test_stage_frontiers_are_saved_in_the_zip_and_resumed(tmp_path, capsys) -> N
     assert loaded.adaptive_epsilon_state == expected
     resumed = AdaptiveEpsilonCallback(frontier_window=2, verbose=1)
     loaded.learn(1, callback=resumed, reset_num_timesteps=False)
-    assert resumed.frontier_of("1-2").state() == expected["frontiers"]["1-2"]
+    assert resumed.frontiers.of("1-2").state() == expected["frontiers"]["1-2"]
     assert "1-2: frontier at x=40, recent frontier-beating max_x [80] (1 since the last update)" in capsys.readouterr().out
 
 
@@ -125,7 +126,7 @@ def test_a_single_frontier_saved_before_stages_becomes_each_stages(tmp_path) -> 
     callback = AdaptiveEpsilonCallback(frontier_window=25)
     model.learn(10, callback=callback)  # half an episode: nothing ended yet, the old state is kept as it was
     assert model.adaptive_epsilon_state["unseen_stages"]["frontier"] == 150.0
-    assert callback.frontier_of("1-1").state() == {"frontier": 150.0, "recent_beats": [150.0, 170.0], "beats_since_update": 2}
+    assert callback.frontiers.of("1-1").state() == {"frontier": 150.0, "recent_beats": [150.0, 170.0], "beats_since_update": 2}
 
 
 def test_exponential_schedule() -> None:
@@ -167,7 +168,7 @@ def test_boost_changes_the_epsilon_dqn_uses() -> None:
         assert epsilons[start] == floor  # the boost ended with the episode
         np.testing.assert_allclose(epsilons[start + 1 : start + 20], 0.5 * 0.998 ** np.arange(19))
     # After the 25th episode the frontier is x=200, which nobody passes: the floor from then on.
-    assert callback.frontier_of().frontier == 40 + 8 * 20
+    assert callback.frontiers.of().frontier == 40 + 8 * 20
     np.testing.assert_allclose(epsilons[25 * 20 :], floor)
 
 

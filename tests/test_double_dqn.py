@@ -10,9 +10,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from zoo_runner import REPO, SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
-from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
-from sb3_mario.double_dqn import DoubleDQN
-from sb3_mario.vec_env import LeanVecNormalize
+from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.dqn.double_dqn import DoubleDQN
+from sb3_mario.envs.vec_env import LeanVecNormalize
 
 
 def cartpole_model(env: VecEnv | str = "CartPole-v1", **kwargs) -> DoubleDQN:
@@ -199,7 +199,7 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
 def test_zoo_trains_sb3_dqn_with_the_compressed_buffer(tmp_path) -> None:
     entry = yaml.safe_load((REPO / "hyperparams" / "dqn_cpu.yml").read_text())["MarioShaped"]
     del entry["n_steps"]  # SB3's DQN hands n_steps only to its own buffers: it goes in replay_buffer_kwargs
-    entry["replay_buffer_class"] = "sb3_mario.buffers.CompressedReplayBuffer"
+    entry["replay_buffer_class"] = "sb3_mario.dqn.buffers.CompressedReplayBuffer"
     entry["replay_buffer_kwargs"] = "dict(handle_timeout_termination=False, n_steps=3, gamma=0.95)"
     conf = tmp_path / "dqn_compressed.yml"
     conf.write_text(yaml.safe_dump({"MarioShaped": entry}))

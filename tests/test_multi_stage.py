@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from sb3_mario.stages import LEVELS, parse_levels, stage_constants
+from sb3_mario.envs.stages import LEVELS, parse_levels, stage_constants
 
 
 def test_level_arguments_name_stages_worlds_and_all() -> None:

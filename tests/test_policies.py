@@ -10,7 +10,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 
-from sb3_mario.policies import DuelingCnnPolicy, DuelingDQNPolicy, DuelingQNetwork, MarioCNN
+from sb3_mario.dqn.policies import DuelingCnnPolicy, DuelingDQNPolicy, DuelingQNetwork, MarioCNN
 
 OBS_SPACE = spaces.Box(0, 255, (4, 96, 96), np.uint8)
 ACTION_SPACE = spaces.Discrete(7)

@@ -35,7 +35,7 @@ RUN = [
     "buffer_size:2000",
     "learning_starts:150",
     "batch_size:16",
-    "callback:[{'sb3_mario.callbacks.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]",
+    "callback:[{'sb3_mario.dqn.exploration.AdaptiveEpsilonCallback': {'frontier_window': 1, 'verbose': 1}}]",
 ]
 # The same with a frontier that moves every second frontier-beating episode, so that a checkpoint
 # holds episodes waiting for the next move.
@@ -129,7 +129,7 @@ def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     from stable_baselines3.common.save_util import load_from_pkl
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from sb3_mario.checkpoints import AtomicCheckpointCallback
+    from sb3_mario.zoo.checkpoints import AtomicCheckpointCallback
 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0), norm_obs=False, norm_reward=True)
     model = DQN("MlpPolicy", env, learning_starts=1000, buffer_size=1000, seed=0, device="cpu")
@@ -152,7 +152,7 @@ def test_a_checkpoint_model_is_written_after_its_buffer_and_older_buffers_go(tmp
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from sb3_mario.checkpoints import AtomicCheckpointCallback
+    from sb3_mario.zoo.checkpoints import AtomicCheckpointCallback
 
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0), norm_obs=False, norm_reward=True)
     model = DQN("MlpPolicy", env, learning_starts=1000, buffer_size=1000, seed=0, device="cpu")
@@ -181,7 +181,7 @@ def test_a_checkpoint_model_is_written_after_its_buffer_and_older_buffers_go(tmp
 
 
 def test_a_checkpoint_write_that_fails_half_way_leaves_the_previous_one_loadable(tmp_path) -> None:
-    from sb3_mario.checkpoints import save_atomically
+    from sb3_mario.zoo.checkpoints import save_atomically
 
     model = DQN("MlpPolicy", "CartPole-v1", learning_starts=1000, seed=0, device="cpu")
     path = tmp_path / "rl_model_50_steps.zip"
@@ -231,7 +231,7 @@ def test_stop_signals_to_the_process_group_save_a_model_with_subprocess_envs(tmp
 
 
 def test_checkpoint_files_are_found_beside_their_checkpoint(tmp_path) -> None:
-    from sb3_mario.zoo import checkpoint_file
+    from sb3_mario.zoo.hook import checkpoint_file
 
     (tmp_path / "rl_model_400_steps.zip").touch()
     assert checkpoint_file(tmp_path / "rl_model_400_steps.zip", "vecnormalize") is None  # none saved (older runs)

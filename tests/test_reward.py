@@ -2,7 +2,7 @@
 
 import pytest
 
-from sb3_mario.reward import FrameReward, ShapedReward, accumulate
+from sb3_mario.envs.reward import FrameReward, ShapedReward, accumulate
 
 GROUND_Y = 79  # y_pos of Mario standing on the ground of 1-1
 

@@ -16,7 +16,7 @@ from zoo_runner import REPO, SMALL
 
 from sb3_mario import evaluate
 from sb3_mario.loading import UnsafeModelError, load_agent
-from sb3_mario.zoo import check_entry_keys
+from sb3_mario.zoo.hook import check_entry_keys
 
 
 class Payload:

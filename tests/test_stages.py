@@ -6,7 +6,7 @@ import gym_super_mario_bros
 import gymnasium as gym
 import pytest
 
-from sb3_mario.stages import HALFWAY_PAGES, LEVELS, StageConstants, check_level, stage_constants
+from sb3_mario.envs.stages import HALFWAY_PAGES, LEVELS, StageConstants, check_level, stage_constants
 
 ROM = Path(gym_super_mario_bros.__file__).parent / "_roms" / "super-mario-bros.nes"
 HALFWAY_PAGE_NYBBLES_OFFSET = 4557  # 16-byte iNES header + the table's ROM address

@@ -7,7 +7,8 @@ from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sb3_mario.callbacks import AdaptiveEpsilonCallback, MarioEpisodeStatsCallback
+from sb3_mario.callbacks import MarioEpisodeStatsCallback
+from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 
 
 @pytest.mark.slow

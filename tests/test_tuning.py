@@ -14,7 +14,8 @@ from postgres_server import postgres_bin_dir, postgres_server
 from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 from zoo_runner import REPO, zoo
 
-from sb3_mario import tuning, tuning_results
+from sb3_mario import tuning_results
+from sb3_mario.zoo import tuning
 
 MARIO_PARAMS = dict(
     learning_rate=1e-4,
@@ -78,7 +79,7 @@ def test_mario_trials_keep_the_entrys_untuned_policy_options() -> None:
 def test_ddqn_sampler_adds_prioritized_replay_and_n_steps() -> None:
     import inspect
 
-    from sb3_mario.double_dqn import DoubleDQN
+    from sb3_mario.dqn.double_dqn import DoubleDQN
 
     ddqn_params = {**MARIO_PARAMS, "prioritized_replay_alpha": 0.5, "prioritized_replay_beta": 0.3, "n_steps": 3}
     hyperparams = tuning.convert_mario_params(tuning.sample_mario_ddqn_params(FixedTrial(ddqn_params)))

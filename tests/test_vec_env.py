@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from zoo_runner import SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from sb3_mario.vec_env import LeanVecNormalize, worker_cores
+from sb3_mario.envs.vec_env import LeanVecNormalize, worker_cores
 
 # In a fresh interpreter: the plain id must work in SubprocVecEnv workers, and give what DummyVecEnv gives.
 SUBPROC_SCRIPT = """
@@ -20,7 +20,7 @@ import numpy as np
 import sb3_mario
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-from sb3_mario.vec_env import PinnedSubprocVecEnv
+from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 
 if __name__ == "__main__":
     actions = np.random.default_rng(0).integers(0, 7, size=(60, 2))
@@ -120,7 +120,7 @@ DEAD_WORKER_SCRIPT = """
 import os, signal
 import sb3_mario
 from stable_baselines3.common.env_util import make_vec_env
-from sb3_mario.vec_env import PinnedSubprocVecEnv
+from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 
 if __name__ == "__main__":
     vec_env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=PinnedSubprocVecEnv)
@@ -140,7 +140,7 @@ def test_close_ends_the_workers_when_one_died(tmp_path) -> None:
 NEVER_CLOSED_SCRIPT = """
 import sb3_mario
 from stable_baselines3.common.env_util import make_vec_env
-from sb3_mario.vec_env import PinnedSubprocVecEnv
+from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 
 if __name__ == "__main__":
     # As rl-zoo3 does with its eval env: made, used, never closed.

@@ -9,9 +9,9 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from zoo_runner import REPO, SMALL, zoo
 
-from sb3_mario.policies import DuelingCnnPolicy
-from sb3_mario.vec_env import PinnedSubprocVecEnv
-from sb3_mario.zoo import project_config, project_hyperparams_dir
+from sb3_mario.dqn.policies import DuelingCnnPolicy
+from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
+from sb3_mario.zoo.hook import project_config, project_hyperparams_dir
 
 
 def test_project_config_only_for_envs_it_has() -> None:
@@ -94,7 +94,7 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
     assert f"Loading hyperparameters from: {REPO / 'hyperparams' / 'dqn.yml'}" in out
     run = logs / "dqn" / "MarioShaped_1"
     config = dict(yaml.unsafe_load((run / "MarioShaped" / "config.yml").read_text()))
-    assert config["policy"] == "sb3_mario.policies.DuelingCnnPolicy" and config["gamma"] == 0.95
+    assert config["policy"] == "sb3_mario.dqn.policies.DuelingCnnPolicy" and config["gamma"] == 0.95
     assert (run / "rl_model_200_steps.zip").is_file()
     assert any((tmp_path / "tb" / "MarioShaped").glob("DQN_1/events.out.tfevents.*"))
     model = DQN.load(run / "MarioShaped.zip")
@@ -192,8 +192,8 @@ def test_qrdqn_entry(tmp_path) -> None:
 def test_installing_the_hook_twice_wraps_once() -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 
-    from sb3_mario.patching import is_patched
     from sb3_mario.zoo import install
+    from sb3_mario.zoo.patching import is_patched
 
     install()  # conftest imported custom_envs, which installed once already
     patched = [getattr(ExperimentManager, name) for name in ("__init__", "read_hyperparameters", "learn", "create_callbacks")]

@@ -11,9 +11,9 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 
-from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward
-from sb3_mario.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
-from sb3_mario.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
+from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward
+from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
+from sb3_mario.envs.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
 
 ENV_ID = "MarioShaped"
 MARIO_ENV_IDS = (ENV_ID,)  # every env id sb3-mario registers
@@ -64,12 +64,12 @@ def make_mario_shaped(
     Build the notebook's Super Mario Bros training env (registered as ``MarioShaped``).
 
     Each agent step repeats the action for ``frame_skip`` emulator frames and earns the sum of the
-    shaped per-frame rewards (:class:`sb3_mario.reward.ShapedReward`); the observation is the last
+    shaped per-frame rewards (:class:`sb3_mario.envs.reward.ShapedReward`); the observation is the last
     ``frame_stack`` emulator frames, oldest first, grayscale, resized, ``uint8`` in
     ``(frame_stack, height, width)``: channel-first, as SB3's ``CnnPolicy`` expects.
 
     :param level: SMB1 stage, ``"1-1"`` to ``"8-4"``; or several, each episode on one of them
-        (:class:`sb3_mario.wrappers.StageSampler`): a list of stages, a world (``1``: its four
+        (:class:`sb3_mario.envs.wrappers.StageSampler`): a list of stages, a world (``1``: its four
         stages), ``"all"`` (the 32), or a list mixing these. ``info["level"]`` names the episode's stage.
     :param actions: Button combinations the agent chooses from: ``"right_only"`` (5), ``"simple"``
         (7, the notebook's ``SIMPLE_MOVEMENT``) or ``"complex"`` (12), in gym-super-mario-bros' order.
@@ -82,10 +82,10 @@ def make_mario_shaped(
         generator) or ``"round_robin"``.
     :param fresh_jumps: A jump action on the ground always jumps, also right after a step that
         held A (``False``: the notebook's held buttons, after which a jump needs a step without A
-        first; :class:`sb3_mario.wrappers.ShapedFrameSkip`).
-    :param reward_constants: Any constructor argument of :class:`sb3_mario.reward.ShapedReward`
+        first; :class:`sb3_mario.envs.wrappers.ShapedFrameSkip`).
+    :param reward_constants: Any constructor argument of :class:`sb3_mario.envs.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
-        (:func:`sb3_mario.stages.stage_constants`).
+        (:func:`sb3_mario.envs.stages.stage_constants`).
     :return: The wrapped env.
     """
     levels = parse_levels(level)
@@ -127,7 +127,7 @@ def register_mario_envs() -> None:
     first ``SubprocVecEnv``). Under the "spawn" start method, use the id ``"sb3_mario:MarioShaped"``.
     """
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="sb3_mario.env:make_mario_shaped")
+        gym.register(id=ENV_ID, entry_point="sb3_mario.envs.mario:make_mario_shaped")
     preloaded = getattr(forkserver._forkserver, "_preload_modules", ["__main__"])
     if "sb3_mario" not in preloaded:
         multiprocessing.set_forkserver_preload([*preloaded, "sb3_mario"])

@@ -26,11 +26,11 @@ from typing import Any
 
 import optuna
 
-from sb3_mario.env import MARIO_ENV_IDS
-from sb3_mario.patching import swapped
+from sb3_mario.envs.mario import MARIO_ENV_IDS
+from sb3_mario.zoo.patching import swapped
 
 HEARTBEAT_ENV_VAR = "SB3_MARIO_OPTUNA_HEARTBEAT"
-ADAPTIVE_EPSILON = "sb3_mario.callbacks.AdaptiveEpsilonCallback"
+ADAPTIVE_EPSILON = "sb3_mario.dqn.exploration.AdaptiveEpsilonCallback"
 EPISODE_STATS = "sb3_mario.callbacks.MarioEpisodeStatsCallback"
 
 # The ExperimentManager whose objective is running (set per trial, per thread): the sampler, which
@@ -61,7 +61,7 @@ def sample_mario_dqn_params(trial: optuna.Trial) -> dict[str, Any]:
 
 def sample_mario_ddqn_params(trial: optuna.Trial) -> dict[str, Any]:
     """
-    Suggest one Mario configuration of :class:`~sb3_mario.double_dqn.DoubleDQN`: the DQN search
+    Suggest one Mario configuration of :class:`~sb3_mario.dqn.double_dqn.DoubleDQN`: the DQN search
     space plus prioritized replay and n-step returns; returns the trial's raw parameters.
 
     :param trial: The Optuna trial.

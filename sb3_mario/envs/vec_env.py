@@ -44,7 +44,7 @@ class PinnedSubprocVecEnv(SubprocVecEnv):
 
     Same constructor, same results; only where the workers run changes, and two things for safe
     stops: the workers ignore SIGINT and SIGTERM (the main process decides when to stop, see
-    :class:`~sb3_mario.checkpoints.GracefulInterruptCallback`), and ``close`` tolerates dead workers. rl-zoo3's
+    :class:`~sb3_mario.zoo.checkpoints.GracefulInterruptCallback`), and ``close`` tolerates dead workers. rl-zoo3's
     ``--vec-env subproc`` uses it for sb3-mario's envs. With more workers than cores, workers share
     cores round robin. Where the OS has no CPU affinity it is a plain ``SubprocVecEnv``.
 

@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
-from sb3_mario.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 
@@ -57,7 +57,7 @@ class DoubleDQN(DQN):
       action and the target network values it, ``r + gamma * Q_target(s', argmax_a Q(s', a))``,
       which removes the overestimation that taking ``max_a Q_target(s', a)`` builds up.
     - **Prioritized replay** (Schaul et al., 2016), off by default: ``prioritized_replay=True``
-      uses :class:`~sb3_mario.buffers.PrioritizedReplayBuffer` (or the ``replay_buffer_class`` given,
+      uses :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` (or the ``replay_buffer_class`` given,
       if it is one), weights each sample's Huber loss by its importance weight, with ``beta`` rising
       linearly from ``prioritized_replay_beta`` to ``prioritized_replay_final_beta`` over training,
       and gives the batch's TD errors back to the buffer as new priorities.
@@ -71,9 +71,9 @@ class DoubleDQN(DQN):
       returns.
 
     What combines: both options, SB3's ``n_steps`` (n-step returns, computed by sb3-mario's buffers:
-    ``n_steps`` and ``gamma`` are passed to :class:`~sb3_mario.buffers.CompressedReplayBuffer` and
+    ``n_steps`` and ``gamma`` are passed to :class:`~sb3_mario.dqn.buffers.CompressedReplayBuffer` and
     its subclass), dueling policies, SB3's exploration schedule and callbacks such as
-    :class:`~sb3_mario.callbacks.AdaptiveEpsilonCallback`. Not with prioritized replay or sb3-mario's
+    :class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`. Not with prioritized replay or sb3-mario's
     buffers: ``optimize_memory_usage`` (use ``codec`` compression instead), ``Dict`` observations.
 
     :param double_q: Use Double-DQN targets.

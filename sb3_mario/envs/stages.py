@@ -40,7 +40,7 @@ CASTLE_GROUND_Y = 175
 
 class StageConstants(NamedTuple):
     """
-    The stage-dependent constants of :class:`~sb3_mario.reward.ShapedReward`.
+    The stage-dependent constants of :class:`~sb3_mario.envs.reward.ShapedReward`.
 
     :param checkpoint_x: ``x_pos`` past which the checkpoint bonus is paid, ``None`` if the stage has no halfway point.
     :param jump_ground_y: Mario's height on the ground where the stage starts.

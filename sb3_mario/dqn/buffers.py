@@ -7,7 +7,7 @@ compressed: a Mario observation (4 x 96 x 96 uint8, 36,864 bytes) compresses to 
 the observation that starts a transition, being the one that ended the previous transition, is
 stored once. :class:`PrioritizedReplayBuffer` adds proportional prioritized replay on top (with or
 without compression); the algorithm that uses it must apply its importance weights and report TD
-errors back, which :class:`sb3_mario.double_dqn.DoubleDQN` does.
+errors back, which :class:`sb3_mario.dqn.double_dqn.DoubleDQN` does.
 
 Both also compute n-step returns (``n_steps``, ``gamma``), as SB3's ``NStepReplayBuffer`` does.
 """
@@ -23,7 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_mario.sum_tree import SumTree
+from sb3_mario.dqn.sum_tree import SumTree
 
 # The start of every lz4 *frame*: what the lz4 codec stored before it stored bare blocks. A block
 # never starts with it (its first sequence must hold literals), so buffers saved then still load.
@@ -174,7 +174,7 @@ class CompressedReplayBuffer(ReplayBuffer):
     """
     SB3's ``ReplayBuffer`` with observations stored losslessly compressed: sampling returns exactly
     the arrays that were added. Use it as ``replay_buffer_class`` (e.g. ``replay_buffer_class:
-    sb3_mario.buffers.CompressedReplayBuffer`` in a hyperparameter file).
+    sb3_mario.dqn.buffers.CompressedReplayBuffer`` in a hyperparameter file).
 
     ``optimize_memory_usage`` is refused: consecutive observations are already stored once.
 
@@ -188,7 +188,7 @@ class CompressedReplayBuffer(ReplayBuffer):
     :param n_steps: Steps of reward summed into each sampled return (1: plain TD targets).
     :param gamma: Discount of the n-step return; required when ``n_steps > 1``. SB3's DQN passes its
         own ``gamma`` only to its own buffers: with a custom ``replay_buffer_class`` give both in
-        ``replay_buffer_kwargs`` (:class:`~sb3_mario.double_dqn.DoubleDQN` fills them in).
+        ``replay_buffer_kwargs`` (:class:`~sb3_mario.dqn.double_dqn.DoubleDQN` fills them in).
     :param codec: ``"lz4"`` (fastest), ``"zstd"`` (smallest), or ``None`` to store plain arrays.
     :param observations_on_device: Keep the observations uncompressed on ``device`` (a GPU's memory)
         as :class:`DeviceObservations` and gather sampled batches there; needs ``codec=None``. On the

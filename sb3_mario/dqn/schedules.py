@@ -13,7 +13,7 @@ class ExponentialSchedule:
     :param initial: Epsilon at step 0 (notebook: 0.99).
     :param decay: Factor applied every env step (notebook: 0.999985, the floor is reached after ~153k steps).
     :param final: Floor (notebook: 0.1).
-    :param total_timesteps: Steps of the training run (set by :class:`~sb3_mario.callbacks.AdaptiveEpsilonCallback`).
+    :param total_timesteps: Steps of the training run (set by :class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`).
     """
 
     def __init__(self, initial: float = 0.99, decay: float = 0.999985, final: float = 0.1, total_timesteps: int = 0) -> None:

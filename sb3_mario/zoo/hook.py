@@ -11,13 +11,13 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   (``error: ...``, exit status 2);
 - checkpoints are written atomically, ``--save-replay-buffer`` also saves the buffer with the newest
   checkpoint (and ``-i checkpoint.zip`` loads it), and Ctrl-C or SIGTERM stops training cleanly
-  (:class:`~sb3_mario.checkpoints.GracefulInterruptCallback`);
-- ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.vec_env.PinnedSubprocVecEnv`);
-- ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.vec_env.LeanVecNormalize`);
+  (:class:`~sb3_mario.zoo.checkpoints.GracefulInterruptCallback`);
+- ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.envs.vec_env.PinnedSubprocVecEnv`);
+- ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.envs.vec_env.LeanVecNormalize`);
   checkpoints carry the ``VecNormalize`` statistics, and ``-i checkpoint.zip`` loads them;
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
-- ``--algo ddqn`` is :class:`~sb3_mario.double_dqn.DoubleDQN`;
-- Optuna sweeps get the pieces of :mod:`sb3_mario.tuning`.
+- ``--algo ddqn`` is :class:`~sb3_mario.dqn.double_dqn.DoubleDQN`;
+- Optuna sweeps get the pieces of :mod:`sb3_mario.zoo.tuning`.
 """
 
 import difflib
@@ -33,14 +33,14 @@ from stable_baselines3.common.callbacks import CheckpointCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 import sb3_mario
-import sb3_mario.buffers  # noqa: F401  (named by hyperparameter files)
-from sb3_mario import tuning
-from sb3_mario.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback
-from sb3_mario.double_dqn import DoubleDQN
-from sb3_mario.env import MARIO_ENV_IDS
-from sb3_mario.patching import patch, swapped, unpatched
-from sb3_mario.stages import parse_levels
-from sb3_mario.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
+import sb3_mario.dqn.buffers  # noqa: F401  (named by hyperparameter files)
+from sb3_mario.dqn.double_dqn import DoubleDQN
+from sb3_mario.envs.mario import MARIO_ENV_IDS
+from sb3_mario.envs.stages import parse_levels
+from sb3_mario.envs.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
+from sb3_mario.zoo import tuning
+from sb3_mario.zoo.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback
+from sb3_mario.zoo.patching import patch, swapped, unpatched
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
 
@@ -275,7 +275,7 @@ def install() -> None:
 
     ALGOS.setdefault("ddqn", DoubleDQN)  # --algo ddqn
     # rl-zoo3 evals replay_buffer_class / *_kwargs strings in exp_manager's namespace: let entries
-    # name sb3-mario's classes there, e.g. "sb3_mario.buffers.CompressedReplayBuffer".
+    # name sb3-mario's classes there, e.g. "sb3_mario.dqn.buffers.CompressedReplayBuffer".
     sys.modules["rl_zoo3.exp_manager"].sb3_mario = sb3_mario
 
     # Defaults from rl-zoo3's own package files -> the project's hyperparams/; SubprocVecEnv -> pinned workers;

@@ -67,7 +67,7 @@ class ShapedReward:
       a stuck agent does not fill the replay buffer with one situation.
     - **time**: every frame earns ``time_penalty``, so standing still is never free.
     - **checkpoint**: the first frame with ``x_pos > checkpoint_x`` earns ``checkpoint_reward``,
-      once per episode (the stage's halfway point, :mod:`sb3_mario.stages`; ``None``: no bonus).
+      once per episode (the stage's halfway point, :mod:`sb3_mario.envs.stages`; ``None``: no bonus).
     - **flag**: reaching the flag ends the episode; the step is worth exactly ``flag_reward``.
     - **death**: the first dying frame ends the episode; the step is worth exactly
       ``death_reward``. (The stock env played on past the first dying frame, so the agent never
@@ -82,7 +82,7 @@ class ShapedReward:
     :param jump_offset: Height term at ground level, before clipping.
     :param jump_slope: Height term gained over ``jump_height_range`` pixels of height.
     :param jump_ground_y: ``y_pos`` of Mario standing on the ground (79 on 1-1; per stage in
-        :func:`sb3_mario.stages.stage_constants`).
+        :func:`sb3_mario.envs.stages.stage_constants`).
     :param jump_height_range: Pixels of height over which the height term rises by ``jump_slope``.
     :param stall_penalty_min: Lower clip of the height term (falling into a pit).
     :param stall_penalty_max: Upper clip of the height term: a stall always costs something.

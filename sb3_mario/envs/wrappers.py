@@ -1,7 +1,7 @@
 """
 Gymnasium wrappers that turn the raw Super Mario Bros emulator into the notebook's training env.
 
-Read bottom-up, the stack in :func:`sb3_mario.env.make_mario_shaped` says what happens to a step:
+Read bottom-up, the stack in :func:`sb3_mario.envs.mario.make_mario_shaped` says what happens to a step:
 each episode starts on one of the env's stages, the emulator plays each action for several frames
 under the shaped reward, the buttons come from a small discrete action set, and the kept grayscale
 frames are shrunk to the network's input size.
@@ -18,8 +18,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from nes_py.nes_env import SCREEN_HEIGHT, SCREEN_WIDTH
 
-from sb3_mario.reward import DEFAULT_FRAME_SKIP, ShapedReward, accumulate
-from sb3_mario.stages import world_and_stage
+from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward, accumulate
+from sb3_mario.envs.stages import world_and_stage
 
 STAGE_ORDERS = ("random", "round_robin")
 
