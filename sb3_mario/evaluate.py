@@ -109,7 +109,7 @@ def evaluate(
     :param progress_bar: Show a progress bar over all episodes.
     :param env_kwargs: ``MarioShaped`` arguments (default: the agent's, e.g. its action set; none
         for the random policy alone). A random baseline for a ``right_only`` agent should play
-        ``right_only`` too: random right-going play reaches ~1.3x as far as random ``simple`` play on 1-1.
+        ``right_only`` too: random right-going play reaches further than random ``simple`` play.
     :return: A JSON-ready report: per level, per policy, a summary and every episode.
     """
     bad = [level for level in levels if level not in LEVELS]

@@ -26,15 +26,15 @@ from sb3_mario.dqn.double_dqn import DoubleDQN
 BUFFERS: dict[str, tuple[type[ReplayBuffer], dict]] = {
     "SB3 ReplayBuffer": (ReplayBuffer, dict()),
     "SB3 ReplayBuffer, optimize_memory_usage": (ReplayBuffer, dict(optimize_memory_usage=True)),
-    "CompressedReplayBuffer, lz4": (CompressedReplayBuffer, dict(codec="lz4")),
-    "CompressedReplayBuffer, zstd": (CompressedReplayBuffer, dict(codec="zstd")),
-    "PrioritizedReplayBuffer, lz4": (PrioritizedReplayBuffer, dict(codec="lz4")),
-    "PrioritizedReplayBuffer, lz4, 3-step": (PrioritizedReplayBuffer, dict(codec="lz4", n_steps=3, gamma=0.97)),
-    "PrioritizedReplayBuffer, plain": (PrioritizedReplayBuffer, dict(codec=None)),
+    "CompressedReplayBuffer, lz4": (CompressedReplayBuffer, dict(storage="lz4")),
+    "CompressedReplayBuffer, zstd": (CompressedReplayBuffer, dict(storage="zstd")),
+    "PrioritizedReplayBuffer, lz4": (PrioritizedReplayBuffer, dict(storage="lz4")),
+    "PrioritizedReplayBuffer, lz4, 3-step": (PrioritizedReplayBuffer, dict(storage="lz4", n_steps=3, gamma=0.97)),
+    "PrioritizedReplayBuffer, plain": (PrioritizedReplayBuffer, dict(storage="arrays")),
     # On a CPU-only machine "the device" is host memory: the torch-indexing path, without the GPU's gain.
     "PrioritizedReplayBuffer, on device, 3-step": (
         PrioritizedReplayBuffer,
-        dict(observations_on_device=True, n_steps=3, gamma=0.97),
+        dict(storage="device", n_steps=3, gamma=0.97),
     ),
 }
 
@@ -105,9 +105,12 @@ TRAINING: dict[str, tuple[type[DQN], dict]] = {
     ),
     "DQN, CompressedReplayBuffer lz4": (
         DQN,
-        dict(replay_buffer_class=CompressedReplayBuffer, replay_buffer_kwargs=dict(**NO_TIMEOUTS, codec="lz4")),
+        dict(replay_buffer_class=CompressedReplayBuffer, replay_buffer_kwargs=dict(**NO_TIMEOUTS, storage="lz4")),
     ),
-    "DoubleDQN + PER, lz4": (DoubleDQN, dict(prioritized_replay=True, replay_buffer_kwargs=dict(**NO_TIMEOUTS, codec="lz4"))),
+    "DoubleDQN + PER, lz4": (
+        DoubleDQN,
+        dict(prioritized_replay=True, replay_buffer_kwargs=dict(**NO_TIMEOUTS, storage="lz4")),
+    ),
 }
 
 

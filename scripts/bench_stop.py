@@ -46,7 +46,7 @@ def main() -> None:
         buffer_size=args.buffer_size,
         prioritized_replay=True,
         n_steps=3,
-        replay_buffer_kwargs=dict(handle_timeout_termination=False, codec="lz4"),
+        replay_buffer_kwargs=dict(handle_timeout_termination=False, storage="lz4"),
         policy_kwargs=dict(features_extractor_kwargs=dict(batch_norm=False), precision="bf16"),
         device="cpu",
     )

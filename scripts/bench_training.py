@@ -73,7 +73,7 @@ def measure(
 
 # The learner's speed options on the flag entry (DoubleDQN), each against the entry as committed.
 OVERLAP = ("overlap_env_steps:True",)
-ON_DEVICE = ("replay_buffer_kwargs:dict(handle_timeout_termination=False, codec=None, observations_on_device=True)",)
+ON_DEVICE = ("replay_buffer_kwargs:dict(handle_timeout_termination=False, storage='device')",)
 LEARNER_OPTIONS = {
     "committed": dict(),
     "fp32": dict(precision="fp32"),

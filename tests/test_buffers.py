@@ -138,7 +138,7 @@ def test_prioritized_leaves_cover_every_env() -> None:
     np.testing.assert_array_equal(batch.observations.numpy()[0], buffer.observations[4, 1])
 
 
-STORAGES = {"plain": dict(codec=None), "lz4": dict(codec="lz4"), "on device": dict(observations_on_device=True)}
+STORAGES = {"plain": dict(storage="arrays"), "lz4": dict(storage="lz4"), "on device": dict(storage="device")}
 
 
 # name -> (n_envs, transitions added to a 50-transition buffer, done_every, truncate_every)
@@ -180,7 +180,7 @@ def test_normalized_clipped_rewards_match_sb3(n_steps: int) -> None:
     vec_normalize = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]), norm_obs=False, clip_reward=0.5)
     vec_normalize.ret_rms.var = np.array(4.0 - vec_normalize.epsilon)  # rewards / 2, then clipped to [-0.5, 0.5]
     common = dict(device="cpu", n_steps=n_steps, gamma=0.9)
-    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, alpha=0.0, codec="lz4", **common)
+    ours = PrioritizedReplayBuffer(50, SMALL_OBS, ACTIONS, alpha=0.0, storage="lz4", **common)
     sb3 = NStepReplayBuffer(50, SMALL_OBS, ACTIONS, **common)
     for buffer in (ours, sb3):
         fill(buffer, 69, done_every=7)
@@ -218,7 +218,7 @@ def mario_transitions() -> list[tuple]:
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_compressed_buffer_returns_exactly_what_was_stored(mario_transitions, codec: str) -> None:
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
-    compressed = CompressedReplayBuffer(200, space, spaces.Discrete(7), device="cpu", codec=codec)
+    compressed = CompressedReplayBuffer(200, space, spaces.Discrete(7), device="cpu", storage=codec)
     plain = ReplayBuffer(200, space, spaces.Discrete(7), device="cpu")
     for buffer in (compressed, plain):
         for obs, next_obs, action, reward, terminated in mario_transitions:  # 300 into 200: wraps
@@ -248,7 +248,7 @@ def test_compressed_buffer_survives_pickling(tmp_path, mario_transitions) -> Non
     from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
-    buffer = PrioritizedReplayBuffer(100, space, spaces.Discrete(7), device="cpu", codec="zstd")
+    buffer = PrioritizedReplayBuffer(100, space, spaces.Discrete(7), device="cpu", storage="zstd")
     for obs, next_obs, action, reward, terminated in mario_transitions[:50]:
         buffer.add(obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}])
     save_to_pkl(tmp_path / "buffer.pkl", buffer)
@@ -262,7 +262,7 @@ def test_observations_on_device_are_tensors_there_and_survive_pickling(tmp_path)
     from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
     device = "cuda" if th.cuda.is_available() else "cpu"
-    buffer = PrioritizedReplayBuffer(20, SMALL_OBS, ACTIONS, device=device, observations_on_device=True, n_envs=2)
+    buffer = PrioritizedReplayBuffer(20, SMALL_OBS, ACTIONS, device=device, storage="device", n_envs=2)
     fill(buffer, 15, done_every=4)
     assert isinstance(buffer.observations.data, th.Tensor) and buffer.observations.data.device.type == device
     assert buffer.observation_nbytes() == 2 * (10 * 2) * 6  # stored and next: 20 transitions (10 rows x 2 envs) of 6 bytes
@@ -277,7 +277,7 @@ def test_observations_on_device_are_tensors_there_and_survive_pickling(tmp_path)
 def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None:
     # Buffers saved before lz4 blobs became bare blocks hold lz4 frames: sampling must read both.
     space = spaces.Box(0, 255, (4, 96, 96), np.uint8)
-    buffer = CompressedReplayBuffer(10, space, spaces.Discrete(7), device="cpu", codec="lz4")
+    buffer = CompressedReplayBuffer(10, space, spaces.Discrete(7), device="cpu", storage="lz4")
     for obs, next_obs, action, reward, terminated in mario_transitions[:4]:
         buffer.add(obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}])
     assert not buffer.observations.blobs[0, 0].startswith(b"\x04\x22\x4d\x18")  # stored as a block
@@ -286,17 +286,38 @@ def test_lz4_frames_of_older_buffers_still_decompress(mario_transitions) -> None
     np.testing.assert_array_equal(buffer.observations[rows, np.zeros(4, int)], np.stack([t[0] for t in mario_transitions[:4]]))
 
 
+def test_both_buffers_keep_observations_lz4_compressed_by_default() -> None:
+    for buffer_class in (CompressedReplayBuffer, PrioritizedReplayBuffer):
+        buffer = buffer_class(10, SMALL_OBS, ACTIONS)
+        assert buffer.storage == "lz4" and buffer.observations.codec == "lz4"
+
+
+@pytest.mark.parametrize(
+    "old_attributes, storage",
+    [
+        (dict(codec="zstd"), "zstd"),
+        (dict(codec=None), "arrays"),
+        (dict(codec=None, observations_on_device=True), "device"),
+        (dict(codec="lz4"), "lz4"),
+    ],
+)
+def test_a_buffer_pickled_with_codec_and_observations_on_device_loads_with_its_storage(
+    old_attributes: dict, storage: str
+) -> None:
+    buffer = PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, storage=storage)
+    state = {key: value for key, value in buffer.__dict__.items() if key != "storage"}
+    old = PrioritizedReplayBuffer.__new__(PrioritizedReplayBuffer)
+    old.__setstate__({**state, **old_attributes})
+    assert old.storage == storage and "codec" not in old.__dict__ and "observations_on_device" not in old.__dict__
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(codec="gzip"), "codec='gzip' is not supported; valid choices: lz4, zstd, or None"),
+        (dict(storage="gzip"), "storage='gzip' is not valid; valid choices: lz4, zstd, arrays, device"),
         (dict(optimize_memory_usage=True, handle_timeout_termination=False), "optimize_memory_usage=True"),
         (dict(n_steps=3), "n_steps=3 needs the discount"),
         (dict(n_steps=0), "n_steps=0 must be an integer >= 1"),
-        (
-            dict(observations_on_device=True),
-            "observations_on_device=True keeps observations uncompressed: set codec=None (got codec='lz4')",
-        ),
     ],
 )
 def test_compressed_buffer_refuses_bad_arguments(kwargs: dict, message: str) -> None:

@@ -1,9 +1,13 @@
 """DoubleDQN: the double-Q target, prioritized training, save/load, and the rl-zoo3 runs of each variant."""
 
+import inspect
+import warnings
+
 import numpy as np
 import pytest
 import torch as th
 import yaml
+from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
@@ -12,6 +16,7 @@ from zoo_runner import REPO, SMALL, zoo
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 from sb3_mario.dqn.double_dqn import DoubleDQN
+from sb3_mario.dqn.overlap import DeferredTraining, TrainWhileStepping
 from sb3_mario.envs.vec_env import LeanVecNormalize
 
 
@@ -120,12 +125,10 @@ def test_prioritized_update_on_constructed_networks() -> None:
 def test_observations_on_device_train_exactly_as_in_host_arrays() -> None:
     # Same seed, same samples: gathering on the device (the CPU here) must not change a single update.
     models = []
-    for on_device in (False, True):  # one after the other: each seeds the global RNGs it samples with
-        models.append(
-            cartpole_model(prioritized_replay=True, n_steps=3, replay_buffer_kwargs=dict(observations_on_device=on_device))
-        )
+    for storage in ("arrays", "device"):  # one after the other: each seeds the global RNGs it samples with
+        models.append(cartpole_model(prioritized_replay=True, n_steps=3, replay_buffer_kwargs=dict(storage=storage)))
         models[-1].learn(300)
-    assert models[1].replay_buffer.observations_on_device and not models[0].replay_buffer.observations_on_device
+    assert [model.replay_buffer.storage for model in models] == ["arrays", "device"]
     for plain, on_device in zip(models[0].q_net.parameters(), models[1].q_net.parameters(), strict=True):
         assert th.equal(plain, on_device)
     np.testing.assert_array_equal(models[0].replay_buffer.tree.nodes, models[1].replay_buffer.tree.nodes)
@@ -141,11 +144,44 @@ def test_compressed_buffer_with_sb3_dqn_gets_n_steps_from_double_dqn() -> None:
     [
         (dict(prioritized_replay=True, replay_buffer_class=CompressedReplayBuffer), "needs a PrioritizedReplayBuffer"),
         (dict(prioritized_replay_beta=1.5), r"prioritized_replay_beta=1.5 must be in \[0, 1\]"),
+        (
+            dict(replay_buffer_class=PrioritizedReplayBuffer),  # prioritized_replay=False: priorities never updated
+            "replay_buffer_class=PrioritizedReplayBuffer with prioritized_replay=False would sample uniformly",
+        ),
     ],
 )
 def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cartpole_model(**kwargs)
+
+
+def test_learn_has_sb3s_signature_and_logs_as_double_dqn(tmp_path) -> None:
+    stock = inspect.signature(DQN.learn).parameters
+    ours = inspect.signature(DoubleDQN.learn).parameters
+    assert list(ours) == list(stock)
+    assert ours["tb_log_name"].default == "DoubleDQN"
+    model = cartpole_model(tensorboard_log=str(tmp_path))
+    model.learn(20)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["DoubleDQN_1"]
+
+
+def test_a_loaded_buffer_takes_the_algorithms_n_steps_gamma_and_alpha_with_a_warning(tmp_path) -> None:
+    saved = cartpole_model(prioritized_replay=True, n_steps=3, gamma=0.9, prioritized_replay_alpha=0.6)
+    saved.learn(30)
+    saved.save_replay_buffer(tmp_path / "buffer.pkl")
+    same = cartpole_model(prioritized_replay=True, n_steps=3, gamma=0.9, prioritized_replay_alpha=0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say when the settings agree
+        same.load_replay_buffer(tmp_path / "buffer.pkl")
+    model = cartpole_model(prioritized_replay=True, n_steps=5, gamma=0.99, prioritized_replay_alpha=0.5)
+    with pytest.warns(UserWarning, match=r"n_steps 3 -> 5, gamma 0.9 -> 0.99, alpha 0.6 -> 0.5"):
+        model.load_replay_buffer(tmp_path / "buffer.pkl")
+    buffer = model.replay_buffer
+    assert buffer.size() == saved.replay_buffer.size() > 0
+    assert (buffer.n_steps, buffer.gamma, buffer.alpha) == (5, 0.99, 0.5)
+    sample = buffer.sample(8)
+    # 5-step windows of gamma 0.99 (shorter where an episode ends): 0.99 ** 5 = 0.951, never 0.9 ** k
+    assert sample.discounts.min().item() >= 0.99**5 - 1e-6
 
 
 @pytest.mark.slow
@@ -156,7 +192,7 @@ def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
         ("double", ["prioritized_replay:False", "replay_buffer_kwargs:dict(handle_timeout_termination=False)"]),
         (
             "double+per on device",
-            ["replay_buffer_kwargs:dict(handle_timeout_termination=False, codec=None, observations_on_device=True)"],
+            ["replay_buffer_kwargs:dict(handle_timeout_termination=False, storage='device')"],
         ),
     ],
 )
@@ -184,7 +220,7 @@ def test_zoo_trains_each_ddqn_variant(tmp_path, variant: str, extra: list[str]) 
     assert model.num_timesteps == 300 and model.double_q
     assert model.prioritized_replay == variant.startswith("double+per")
     assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) == variant.startswith("double+per")
-    assert getattr(model.replay_buffer, "observations_on_device", False) == variant.endswith("on device")
+    assert (getattr(model.replay_buffer, "storage", None) == "device") == variant.endswith("on device")
     # The entry's reward-only normalization ran (and was saved) without observation copies.
     vec_normalize = load_from_pkl(run / "MarioShaped" / "vecnormalize.pkl")
     assert type(vec_normalize) is LeanVecNormalize and not vec_normalize.norm_obs
@@ -273,6 +309,20 @@ def test_overlapped_updates_run_while_an_env_step_is_under_way(tmp_path) -> None
     sync_model, sync_events = recorded_run(overlap_env_steps=False)
     assert sync_model._n_updates == 10
     assert all(sync_events[index - 1] == "collect" for index, event in enumerate(sync_events) if event == "train")
+
+
+def test_train_while_stepping_runs_deferred_training_between_sending_and_collecting() -> None:
+    env = EventRecorder(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    calls: list[tuple[int, int]] = []
+    deferred = DeferredTraining(lambda steps, batch: (env.events.append("train"), calls.append((steps, batch))))
+    stepping = TrainWhileStepping(env, deferred)
+    stepping.reset()
+    stepping.step(np.array([0]))  # nothing deferred: nothing trains
+    deferred.defer(2, 32)
+    stepping.step(np.array([1]))
+    stepping.step(np.array([0]))  # run once only
+    assert env.events == ["send", "collect", "send", "train", "collect", "send", "collect"]
+    assert calls == [(2, 32)]
 
 
 @pytest.mark.slow

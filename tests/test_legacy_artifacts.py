@@ -37,4 +37,6 @@ def test_a_zip_buffer_and_statistics_saved_before_the_sub_packages_load_and_trai
     assert model.num_timesteps == 100 + 40
     assert buffer.size() == stored + 40
     assert model._n_updates > 0
-    assert any(not np.array_equal(before, after.detach()) for before, after in zip(weights, model.policy.parameters(), strict=True))
+    assert any(
+        not np.array_equal(before, after.detach()) for before, after in zip(weights, model.policy.parameters(), strict=True)
+    )

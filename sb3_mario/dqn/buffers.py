@@ -12,6 +12,7 @@ errors back, which :class:`sb3_mario.dqn.double_dqn.DoubleDQN` does.
 Both also compute n-step returns (``n_steps``, ``gamma``), as SB3's ``NStepReplayBuffer`` does.
 """
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -50,12 +51,12 @@ def _zstd_decompress_into(blob: bytes, out: np.ndarray) -> None:
     cramjam.zstd.decompress_into(blob, out)
 
 
-# codec name -> (compress, decompress into a preallocated array); module-level functions, so
+# compression name -> (compress, decompress into a preallocated array); module-level functions, so
 # buffers stay picklable. Decompressing straight into the sampled batch saves a copy per
 # observation: with lz4 a sample costs about what SB3's plain-array copy does.
 CODECS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes, np.ndarray], None]]] = {
-    "lz4": (_lz4_compress, _lz4_decompress_into),  # ~12x on Mario frames, ~5 us per decompression
-    "zstd": (_zstd_compress, _zstd_decompress_into),  # ~16x, ~25 us per decompression
+    "lz4": (_lz4_compress, _lz4_decompress_into),  # the faster (docs/benchmarks.md has the figures)
+    "zstd": (_zstd_compress, _zstd_decompress_into),  # the smaller
 }
 
 
@@ -127,7 +128,7 @@ class CompressedObservations:
             if blob is None:
                 raise IndexError("sampled an empty slot of the replay buffer")
             decompress_into(blob, out[index])
-        return out
+        return out[0] if np.ndim(rows) == np.ndim(envs) == 0 else out  # one observation, as numpy indexes
 
 
 class DeviceObservations:
@@ -159,15 +160,30 @@ class DeviceObservations:
     def __getitem__(self, key: tuple) -> th.Tensor:
         rows, envs = _rows_and_envs(key, type(self).__name__)
         n_envs = self.data.shape[1]
-        # index_select on the (row, env)-flattened tensor: ~10x faster than indexing with two index
+        # index_select on the (row, env)-flattened tensor: much faster than indexing with two index
         # tensors (measured on the CPU, uint8 Mario observations).
         flat_indices = th.as_tensor(np.atleast_1d(rows) * n_envs + np.atleast_1d(envs), device=self.data.device)
-        return self.data.view(-1, *self.data.shape[2:]).index_select(0, flat_indices)
+        out = self.data.view(-1, *self.data.shape[2:]).index_select(0, flat_indices)
+        return out[0] if np.ndim(rows) == np.ndim(envs) == 0 else out  # one observation, as numpy indexes
 
 
 # What ReplayBuffer.__init__ is given instead of the real observation space, so that it does not
 # allocate (or warn about) the uncompressed arrays that the compressed storage replaces.
 _PLACEHOLDER_SPACE = spaces.Box(0, 255, (1,), np.uint8)
+
+
+# Where and how a buffer keeps its observations (the ``storage`` argument): compressed with lz4 (the
+# default: fastest) or zstd (smallest), as SB3's plain numpy arrays, or as one uncompressed tensor on
+# the training device.
+STORAGES = (*CODECS, "arrays", "device")
+
+
+def storage_of_legacy_arguments(codec: str | None = None, observations_on_device: bool = False) -> str:
+    """
+    The ``storage`` that ``codec`` and ``observations_on_device``, the arguments it replaced, asked
+    for: zips and pickled buffers saved before hold those.
+    """
+    return "device" if observations_on_device else codec or "arrays"
 
 
 class CompressedReplayBuffer(ReplayBuffer):
@@ -189,13 +205,13 @@ class CompressedReplayBuffer(ReplayBuffer):
     :param gamma: Discount of the n-step return; required when ``n_steps > 1``. SB3's DQN passes its
         own ``gamma`` only to its own buffers: with a custom ``replay_buffer_class`` give both in
         ``replay_buffer_kwargs`` (:class:`~sb3_mario.dqn.double_dqn.DoubleDQN` fills them in).
-    :param codec: ``"lz4"`` (fastest), ``"zstd"`` (smallest), or ``None`` to store plain arrays.
-    :param observations_on_device: Keep the observations uncompressed on ``device`` (a GPU's memory)
-        as :class:`DeviceObservations` and gather sampled batches there; needs ``codec=None``. On the
-        CPU it runs the same code, in host memory.
+    :param storage: How observations are kept: ``"lz4"`` (compressed, fastest), ``"zstd"``
+        (compressed, smallest), ``"arrays"`` (SB3's plain numpy arrays) or ``"device"`` (one
+        uncompressed tensor on ``device``, a GPU's memory, where sampled batches are gathered:
+        :class:`DeviceObservations`; on the CPU the same code in host memory).
+    :param legacy_storage: ``codec`` and ``observations_on_device``, which ``storage`` replaced, as
+        models saved before name them (:func:`storage_of_legacy_arguments`); a ``DeprecationWarning``.
     """
-
-    observations_on_device = False  # what buffers saved before the option existed did
 
     def __init__(
         self,
@@ -208,15 +224,18 @@ class CompressedReplayBuffer(ReplayBuffer):
         handle_timeout_termination: bool = True,
         n_steps: int = 1,
         gamma: float | None = None,
-        codec: str | None = "lz4",
-        observations_on_device: bool = False,
+        storage: str = "lz4",
+        **legacy_storage: Any,
     ) -> None:
-        if codec is not None and codec not in CODECS:
-            raise ValueError(f"codec={codec!r} is not supported; valid choices: {', '.join(CODECS)}, or None")
-        if observations_on_device and codec is not None:
-            raise ValueError(
-                f"observations_on_device=True keeps observations uncompressed: set codec=None (got codec={codec!r})"
+        if legacy_storage:
+            storage = storage_of_legacy_arguments(**legacy_storage)
+            warnings.warn(
+                f"replay buffer arguments {legacy_storage} are replaced by storage={storage!r}",
+                DeprecationWarning,
+                stacklevel=2,
             )
+        if storage not in STORAGES:
+            raise ValueError(f"storage={storage!r} is not valid; valid choices: {', '.join(STORAGES)}")
         if optimize_memory_usage:
             raise ValueError(
                 f"{type(self).__name__} does not support optimize_memory_usage=True (nor need it: it stores "
@@ -226,28 +245,32 @@ class CompressedReplayBuffer(ReplayBuffer):
             raise ValueError(f"n_steps={n_steps!r} must be an integer >= 1")
         if n_steps > 1 and gamma is None:
             raise ValueError(f"n_steps={n_steps} needs the discount: pass gamma in replay_buffer_kwargs")
-        plain_arrays = codec is None and not observations_on_device
-        space = observation_space if plain_arrays else _PLACEHOLDER_SPACE
+        space = observation_space if storage == "arrays" else _PLACEHOLDER_SPACE
         super().__init__(buffer_size, space, action_space, device, n_envs, False, handle_timeout_termination)
         self.n_steps = n_steps
         self.gamma = gamma
-        self.codec = codec
-        self.observations_on_device = observations_on_device
-        if not plain_arrays:
+        self.storage = storage
+        if storage != "arrays":
             self.observation_space = observation_space
             self.obs_shape = observation_space.shape
             shape = (self.buffer_size, self.n_envs, self.obs_shape, observation_space.dtype)
-            if observations_on_device:
+            if storage == "device":
                 self.observations = DeviceObservations(*shape, self.device)
                 self.next_observations = DeviceObservations(*shape, self.device)
             else:
                 last_stored = _LastStored(self.n_envs)
-                self.observations = CompressedObservations(*shape, codec, last_stored)
-                self.next_observations = CompressedObservations(*shape, codec, last_stored)
+                self.observations = CompressedObservations(*shape, storage, last_stored)
+                self.next_observations = CompressedObservations(*shape, storage, last_stored)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "storage" not in state:  # pickled before ``storage`` replaced ``codec`` and ``observations_on_device``
+            legacy = {name: state.pop(name) for name in ("codec", "observations_on_device") if name in state}
+            state["storage"] = storage_of_legacy_arguments(**legacy)
+        self.__dict__.update(state)
 
     def observation_nbytes(self) -> int:
         """Bytes the stored observations take: the plain arrays, or each distinct compressed one once."""
-        if self.codec is None:
+        if self.storage not in CODECS:
             return self.observations.nbytes + self.next_observations.nbytes
         storages = (self.observations, self.next_observations)
         distinct = {id(blob): len(blob) for storage in storages for blob in storage.blobs.ravel() if blob is not None}
@@ -264,10 +287,10 @@ class CompressedReplayBuffer(ReplayBuffer):
         SB3's ``NStepReplayBuffer`` draws the env indices itself; prioritized replay must choose
         them, hence this version of its computation that takes them as arguments.
         """
-        if self.observations_on_device and env is not None and env.norm_obs:
+        if self.storage == "device" and env is not None and env.norm_obs:
             raise ValueError(
-                "observations_on_device=True cannot normalize observations with VecNormalize (a numpy computation): "
-                "use normalize: dict(norm_obs=False, ...) or observations_on_device=False"
+                "storage='device' cannot normalize observations with VecNormalize (a numpy computation): "
+                "use normalize: dict(norm_obs=False, ...) or another storage"
             )
         if self.n_steps == 1:
             rewards = self._normalize_reward(self.rewards[batch_inds, env_indices], env)
@@ -334,8 +357,7 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
     per-sample loss by ``weights`` (``(N * P(i))^-beta``, divided by the largest possible weight)
     and call :meth:`update_priorities` with the batch's TD errors.
 
-    Observations are stored plainly by default; ``codec="lz4"`` or ``"zstd"`` compresses them
-    as :class:`CompressedReplayBuffer` does.
+    Observations are kept as :class:`CompressedReplayBuffer` keeps them (``storage``, lz4 by default).
 
     :param buffer_size: Max number of transitions.
     :param observation_space: Observation space.
@@ -346,10 +368,10 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
     :param handle_timeout_termination: Treat time-limit truncations as non-terminal (as SB3 does).
     :param n_steps: Steps of reward summed into each sampled return.
     :param gamma: Discount of the n-step return; required when ``n_steps > 1``.
-    :param codec: Observation compression (see :class:`CompressedReplayBuffer`), ``None`` for none.
-    :param observations_on_device: Keep observations on ``device`` (see :class:`CompressedReplayBuffer`).
+    :param storage: How observations are kept (see :class:`CompressedReplayBuffer`).
     :param alpha: How much prioritization is used (0: uniform sampling).
     :param epsilon: Added to ``|TD error|`` so that no transition becomes impossible to sample.
+    :param legacy_storage: See :class:`CompressedReplayBuffer`.
     """
 
     def __init__(
@@ -363,10 +385,10 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
         handle_timeout_termination: bool = True,
         n_steps: int = 1,
         gamma: float | None = None,
-        codec: str | None = None,
-        observations_on_device: bool = False,
+        storage: str = "lz4",
         alpha: float = 0.6,
         epsilon: float = 1e-6,
+        **legacy_storage: Any,
     ) -> None:
         if alpha < 0:
             raise ValueError(f"alpha={alpha!r} must be >= 0 (0: uniform sampling)")
@@ -382,8 +404,8 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
             handle_timeout_termination,
             n_steps,
             gamma,
-            codec,
-            observations_on_device,
+            storage,
+            **legacy_storage,
         )
         self.alpha = alpha
         self.epsilon = epsilon

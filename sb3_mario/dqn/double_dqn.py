@@ -4,49 +4,24 @@ SB3's DQN with Double-DQN targets and optional prioritized replay.
 rl-zoo3 runs it as ``--algo ddqn`` (``hyperparams/ddqn.yml``); in code it is used like ``DQN``.
 """
 
+import io
+import pathlib
 import warnings
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.type_aliases import GymEnv, RolloutReturn, Schedule
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
+from sb3_mario.dqn.overlap import DeferredTraining, TrainWhileStepping
 
 SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
-
-
-class _TrainWhileStepping(VecEnvWrapper):
-    """
-    The env as ``collect_rollouts`` sees it with ``overlap_env_steps``: each ``step`` sends the
-    actions (``step_async``), runs the gradient steps waiting to be done, then collects the results
-    (``step_wait``). With subprocess envs the workers play while the learner trains.
-
-    :param venv: The algorithm's env.
-    :param run_pending_training: Runs the waiting gradient steps, if any.
-    """
-
-    def __init__(self, venv: VecEnv, run_pending_training: Callable[[], None]) -> None:
-        super().__init__(venv)
-        self.run_pending_training = run_pending_training
-
-    def step(self, actions: np.ndarray) -> VecEnvStepReturn:
-        self.venv.step_async(actions)
-        self.run_pending_training()
-        return self.venv.step_wait()
-
-    def reset(self):
-        return self.venv.reset()
-
-    def step_wait(self) -> VecEnvStepReturn:
-        return self.venv.step_wait()
 
 
 class DoubleDQN(DQN):
@@ -62,19 +37,21 @@ class DoubleDQN(DQN):
       linearly from ``prioritized_replay_beta`` to ``prioritized_replay_final_beta`` over training,
       and gives the batch's TD errors back to the buffer as new priorities.
     - **Env steps overlapped with gradient steps**, off by default: with ``overlap_env_steps=True``
-      the gradient steps due after a rollout run while the envs play the next step (sent with
-      ``step_async``, collected with ``step_wait`` after training), so subprocess envs
-      (``SubprocVecEnv``, rl-zoo3's ``--vec-env subproc``) use cores the learner leaves idle. The
-      action of that one step is chosen by the network before the update (one update behind); the
-      update samples the same buffer it would have, and a fixed seed gives identical runs with
-      ``DummyVecEnv`` and subprocess envs alike. The last gradient steps of ``learn`` run before it
-      returns.
+      the gradient steps due after a rollout run while subprocess envs (``SubprocVecEnv``, rl-zoo3's
+      ``--vec-env subproc``) play the next step (:mod:`sb3_mario.dqn.overlap`). The last gradient
+      steps of ``learn`` run before it returns.
 
-    What combines: both options, SB3's ``n_steps`` (n-step returns, computed by sb3-mario's buffers:
+    Prioritized replay is asked for one way, ``prioritized_replay=True``: a
+    :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` given as ``replay_buffer_class`` without
+    it is refused (its priorities would never be updated: uniform sampling in disguise).
+
+    What combines: all options, SB3's ``n_steps`` (n-step returns, computed by sb3-mario's buffers:
     ``n_steps`` and ``gamma`` are passed to :class:`~sb3_mario.dqn.buffers.CompressedReplayBuffer` and
     its subclass), dueling policies, SB3's exploration schedule and callbacks such as
     :class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`. Not with prioritized replay or sb3-mario's
-    buffers: ``optimize_memory_usage`` (use ``codec`` compression instead), ``Dict`` observations.
+    buffers: ``optimize_memory_usage`` (compressed storage stores an observation once), ``Dict`` observations.
+    A replay buffer loaded with :meth:`load_replay_buffer` takes the algorithm's ``n_steps``, ``gamma``
+    and prioritization exponent, with a warning when they differ from the ones it was saved with.
 
     :param double_q: Use Double-DQN targets.
     :param prioritized_replay: Use prioritized replay.
@@ -164,13 +141,21 @@ class DoubleDQN(DQN):
         self.prioritized_replay_final_beta = prioritized_replay_final_beta
         self.prioritized_replay_eps = prioritized_replay_eps
         self.overlap_env_steps = overlap_env_steps
-        self._defer_training = False  # True inside learn() with overlap_env_steps
-        self._pending_training: tuple[int, int] | None = None  # (gradient_steps, batch_size)
-        self._stepping_env: _TrainWhileStepping | None = None
+        self._deferred_training: DeferredTraining | None = None  # inside learn() with overlap_env_steps
+        self._stepping_env: TrainWhileStepping | None = None
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
+        prioritized_class = self.replay_buffer_class is not None and issubclass(
+            self.replay_buffer_class, PrioritizedReplayBuffer
+        )
+        if prioritized_class and not self.prioritized_replay:
+            raise ValueError(
+                f"replay_buffer_class={self.replay_buffer_class.__name__} with prioritized_replay=False would sample "
+                "uniformly and never update its priorities: set prioritized_replay=True (it picks that buffer), "
+                "or use CompressedReplayBuffer for uniform replay"
+            )
         if self.prioritized_replay:
             if self.replay_buffer_class is None:
                 self.replay_buffer_class = PrioritizedReplayBuffer
@@ -194,30 +179,61 @@ class DoubleDQN(DQN):
         else:
             super()._setup_model()
 
-    def learn(self: SelfDoubleDQN, *args: Any, **kwargs: Any) -> SelfDoubleDQN:
-        self._defer_training = self.overlap_env_steps
+    def learn(
+        self: SelfDoubleDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DoubleDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDoubleDQN:
+        deferred = DeferredTraining(self._train) if self.overlap_env_steps else None
+        self._deferred_training = deferred
         try:
-            super().learn(*args, **kwargs)
+            super().learn(
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
         finally:
-            self._defer_training = False
-        self._run_pending_training()  # the updates of the last rollout
+            self._deferred_training = None
+        if deferred is not None:
+            deferred.run_pending()  # the updates of the last rollout
         return self
 
     def collect_rollouts(self, env: VecEnv, *args: Any, **kwargs: Any) -> RolloutReturn:
-        if self._defer_training:
+        if self._deferred_training is not None:
             if self._stepping_env is None or self._stepping_env.venv is not env:
-                self._stepping_env = _TrainWhileStepping(env, self._run_pending_training)
+                self._stepping_env = TrainWhileStepping(env, self._deferred_training)
+            self._stepping_env.deferred = self._deferred_training
             env = self._stepping_env
         return super().collect_rollouts(env, *args, **kwargs)
 
-    def _run_pending_training(self) -> None:
-        if self._pending_training is not None:
-            gradient_steps, batch_size = self._pending_training
-            self._pending_training = None
-            self._train(gradient_steps, batch_size)
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        buffer = self.replay_buffer
+        if not isinstance(buffer, CompressedReplayBuffer):
+            return  # SB3's own buffers
+        wanted = {"n_steps": self.n_steps, "gamma": self.gamma}
+        if isinstance(buffer, PrioritizedReplayBuffer):
+            wanted["alpha"] = self.prioritized_replay_alpha
+        differ = {name: (getattr(buffer, name), value) for name, value in wanted.items() if getattr(buffer, name) != value}
+        if differ:
+            described = ", ".join(f"{name} {saved!r} -> {value!r}" for name, (saved, value) in differ.items())
+            warnings.warn(
+                f"the loaded replay buffer was saved with other settings than this {type(self).__name__}'s; it now "
+                f"samples with the algorithm's ({described}); priorities already stored keep the old alpha until resampled",
+                stacklevel=2,
+            )
+            for name, value in wanted.items():
+                setattr(buffer, name, value)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_stepping_env", "_pending_training"]
+        return [*super()._excluded_save_params(), "_stepping_env", "_deferred_training"]
 
     def _beta(self) -> float:
         """The importance-sampling exponent now (linear in training progress)."""
@@ -238,8 +254,8 @@ class DoubleDQN(DQN):
         return next_q_target.max(dim=1, keepdim=True)[0]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        if self._defer_training:  # called by learn(): run while the envs play the next step
-            self._pending_training = (gradient_steps, batch_size)
+        if self._deferred_training is not None:  # called by learn(): run while the envs play the next step
+            self._deferred_training.defer(gradient_steps, batch_size)
             return
         self._train(gradient_steps, batch_size)
 

@@ -68,7 +68,7 @@ class DuelingQNetwork(QNetwork):
     :param activation_fn: Activation function
     :param normalize_images: Whether to divide image observations by 255
     :param precision: ``"fp32"``, or ``"bf16"``: the forward pass (and so its backward pass) runs
-        under ``torch.autocast`` in bfloat16 on CPU or CUDA, ~1.7x faster on CPUs with AVX-512 BF16.
+        under ``torch.autocast`` in bfloat16 on CPU or CUDA (faster on CPUs with AVX-512 BF16: docs/benchmarks.md).
         Weights, optimizer state and the returned Q-values stay float32, so SB3's DQN computes its
         targets and loss unchanged.
     """
@@ -99,7 +99,7 @@ class DuelingQNetwork(QNetwork):
     def extract_features(self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
         if self.normalize_images and isinstance(obs, th.Tensor) and obs.dtype == th.uint8:
             # SB3's preprocess_obs divides out of place (obs.float() / 255): on CPU the second fresh
-            # batch-sized tensor costs ~8 ms per 64 Mario observations, as much as the convolutions.
+            # batch-sized tensor costs about as much as the convolutions (docs/benchmarks.md).
             # float() of a uint8 tensor is a copy, so dividing it in place is safe.
             return features_extractor(obs.float().div_(255.0))
         return super().extract_features(obs, features_extractor)

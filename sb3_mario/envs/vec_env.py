@@ -9,9 +9,8 @@ A ``SubprocVecEnv`` steps its workers in lock-step: the main process waits for t
 then the workers wait while it handles the results. Left to the scheduler, the workers of an
 emulator-bound env migrate between cores at every one of those hand-overs and keep running on caches
 that another process just filled. Pinning worker ``i`` to core ``i`` (round robin over the cores this
-process may use) and leaving the main process free to run wherever a core is idle measured
-2 x MarioShaped at 1.88x one env here, against 1.71x for the stock ``SubprocVecEnv``
-(``scripts/bench_env.py --n-envs 2``).
+process may use) and leaving the main process free to run wherever a core is idle runs them faster
+than the stock ``SubprocVecEnv`` (``scripts/bench_env.py --n-envs 2``; figures in docs/benchmarks.md).
 """
 
 import atexit

@@ -43,7 +43,7 @@ class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     sequence repeatable) or taken in turn.
 
     Each stage is played by its own gym-super-mario-bros single-stage env (made when the stage is
-    first drawn, ~0.3 s and ~0.5 MB each), which this wrapper swaps in as its inner env at reset: an
+    first drawn), which this wrapper swaps in as its inner env at reset: an
     episode is exactly that env's. (Loading one stage's start into another stage's emulator with
     nes-py's ``load_state`` froze Mario on 1-4 and crashed the emulator's CPU.) Wrappers above must
     read ``env.unwrapped`` again after each reset, as :class:`ShapedFrameSkip` does.
@@ -95,7 +95,7 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
 
     The emulator is driven frame by frame directly (``_frame_advance``) instead of through
     ``SuperMarioBrosEnv.step``: the stock step builds a 30-key info dict and a reward we throw away
-    on every frame, which costs ~6% of the emulator's own time. Only the few RAM values the
+    on every frame, a measurable share of the emulator's own time. Only the few RAM values the
     shaped reward needs are read, and the stock between-frame housekeeping (``_did_step``: skipping
     pipe and area-change animations) still runs.
 
