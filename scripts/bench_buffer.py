@@ -13,8 +13,8 @@ import platform
 import time
 
 import gymnasium as gym
-import numpy as np
 import torch as th
+from harness import record_transitions
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 
@@ -37,21 +37,6 @@ BUFFERS: dict[str, tuple[type[ReplayBuffer], dict]] = {
         dict(storage="device", n_steps=3, gamma=0.97),
     ),
 }
-
-
-def record_transitions(n: int, seed: int = 0, **env_kwargs) -> list[tuple]:
-    """``n`` transitions of random play on 1-1 (``env_kwargs``: e.g. the action set), as ``ReplayBuffer.add`` takes them."""
-    env = gym.make("MarioShaped", **env_kwargs)
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    transitions = []
-    while len(transitions) < n:
-        action = int(rng.integers(env.action_space.n))
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        transitions.append((obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}]))
-        obs = env.reset()[0] if terminated or truncated else next_obs
-    env.close()
-    return transitions
 
 
 def buffer_bytes(buffer: ReplayBuffer) -> int:

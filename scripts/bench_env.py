@@ -9,7 +9,7 @@ import argparse
 import os
 import platform
 
-from throughput import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
+from harness import VEC_ENV_CLASSES, notebook_pipeline_fps, record_mario_shaped, replay_raw, vec_env_seconds
 
 from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP
 

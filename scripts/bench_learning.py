@@ -26,33 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from harness import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume, run_dirs
+
 from sb3_mario.evaluate import evaluate, format_table
 from sb3_mario.loading import load_agent
 from sb3_mario.plots import plot_learning_curves, read_monitor_episodes
 
-CHECKPOINT_STEPS = 10_000
-ENV_ID = "MarioShaped"
 EVALUATION_MODES = {"epsilon_0.05": 0.05, "greedy": 0.0}
-
-
-def run_dirs(seed_dir: Path, algo: str) -> list[Path]:
-    """The seed's rl-zoo3 run folders, first run first (a resumed run continues in the next one)."""
-    runs = (seed_dir / "logs" / algo).glob(f"{ENV_ID}_*")
-    return sorted(runs, key=lambda run: int(run.name.rsplit("_", 1)[1]))
-
-
-def checkpoints(seed_dir: Path, algo: str) -> list[tuple[int, Path]]:
-    """Every periodic checkpoint of the seed's runs, as (env steps, zip), oldest first."""
-    found = [
-        (int(path.stem.split("_")[2]), path) for run in run_dirs(seed_dir, algo) for path in run.glob("rl_model_*_steps.zip")
-    ]
-    return sorted(found)
-
-
-def final_model(seed_dir: Path, algo: str) -> Path | None:
-    """The last run's final model, if that run finished."""
-    runs = run_dirs(seed_dir, algo)
-    return runs[-1] / f"{ENV_ID}.zip" if runs and (runs[-1] / f"{ENV_ID}.zip").is_file() else None
 
 
 def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subprocess.Popen | None:
@@ -65,23 +45,6 @@ def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subpr
         "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(seed_dir / "tensorboard"), "--num-threads", str(args.threads),
     ]  # fmt: skip
     return launch_or_resume(seed_dir, command, args)
-
-
-def launch_or_resume(run_dir: Path, command: list[str], args: argparse.Namespace) -> subprocess.Popen:
-    """
-    Run an rl-zoo3 training ``command`` in the background, logging to ``<run_dir>/train.log``: with
-    ``args.params`` as ``-params``, for ``args.steps`` in all, continuing from the newest checkpoint.
-    """
-    if args.params:
-        command = [*command, "-params", *args.params]
-    saved = checkpoints(run_dir, args.algo)
-    if saved:  # resume: rl-zoo3 writes the continuation to a new run folder
-        steps, path = saved[-1]
-        command = [*command, "-i", str(path), "-n", str(args.steps - steps)]
-    else:
-        command = [*command, "-n", str(args.steps)]
-    log = open(run_dir / "train.log", "a")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
 def first_training_flag(seed_dir: Path, algo: str) -> dict[str, float] | None:

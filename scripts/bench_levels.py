@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench_learning import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume
+from harness import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume
 
 from sb3_mario.envs.stages import parse_levels
 from sb3_mario.evaluate import evaluate

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-from bench_buffer import record_transitions
+from harness import record_transitions
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.dqn.double_dqn import DoubleDQN

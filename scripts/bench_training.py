@@ -22,7 +22,7 @@ import tempfile
 
 import torch as th
 import yaml
-from throughput import zoo_training_fps
+from harness import zoo_training_fps
 
 # Entry -> (algorithm, env steps per measurement: ~1,000 training steps take the notebook entry as long as
 # ~2,300 the others; rates come from SB3's logs, whose clock ticks in seconds).

@@ -4,13 +4,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mario.callbacks import MarioEpisodeStatsCallback
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 from sb3_mario.dqn.schedules import BoostableSchedule, ExponentialSchedule
+from tests.recorders import EpsilonRecorder
 
 
 class Corridor(gym.Env):

@@ -11,13 +11,13 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
-from zoo_runner import REPO, SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 from sb3_mario.dqn.double_dqn import DoubleDQN
 from sb3_mario.dqn.overlap import DeferredTraining, TrainWhileStepping
 from sb3_mario.envs.vec_env import LeanVecNormalize
+from tests.zoo_runner import REPO, SMALL, zoo
 
 
 def cartpole_model(env: VecEnv | str = "CartPole-v1", **kwargs) -> DoubleDQN:

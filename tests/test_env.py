@@ -6,10 +6,10 @@ import pytest
 from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
-from ram_driver import run_right_with_help
 from stable_baselines3.common.env_checker import check_env
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
+from tests.ram_driver import run_right_with_help
 
 NOOP, RIGHT_RUN, RIGHT_RUN_JUMP, RIGHT = 0, 3, 4, 1
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from stable_baselines3 import DQN
 from stable_baselines3.common.save_util import load_from_pkl
-from zoo_runner import REPO, zoo
+
+from tests.zoo_runner import REPO, zoo
 
 # Small and quick: a checkpoint (and replay buffer) every 200 steps, a frontier that moves after every
 # episode that beats it, so that it is not still at its start value when the run stops.

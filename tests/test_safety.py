@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
-from zoo_runner import REPO, SMALL
 
 from sb3_mario import evaluate
 from sb3_mario.loading import UnsafeModelError, load_agent
 from sb3_mario.zoo.hook import check_entry_keys
+from tests.zoo_runner import REPO, SMALL
 
 
 class Payload:

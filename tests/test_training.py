@@ -3,12 +3,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from recorders import EpsilonRecorder
 from stable_baselines3 import DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sb3_mario.callbacks import MarioEpisodeStatsCallback
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
+from tests.recorders import EpsilonRecorder
 
 
 @pytest.mark.slow

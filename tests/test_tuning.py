@@ -10,12 +10,12 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import FixedTrial, TrialState, create_trial
-from postgres_server import postgres_bin_dir, postgres_server
 from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
-from zoo_runner import REPO, zoo
 
 from sb3_mario import tuning_results
 from sb3_mario.zoo import tuning
+from tests.postgres_server import postgres_bin_dir, postgres_server
+from tests.zoo_runner import REPO, zoo
 
 MARIO_PARAMS = dict(
     learning_rate=1e-4,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
-from zoo_runner import SMALL, zoo
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.envs.vec_env import LeanVecNormalize, worker_cores
+from tests.zoo_runner import SMALL, zoo
 
 # In a fresh interpreter: the plain id must work in SubprocVecEnv workers, and give what DummyVecEnv gives.
 SUBPROC_SCRIPT = """

@@ -7,11 +7,11 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-from zoo_runner import REPO, SMALL, zoo
 
 from sb3_mario.dqn.policies import DuelingCnnPolicy
 from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 from sb3_mario.zoo.hook import project_config, project_hyperparams_dir
+from tests.zoo_runner import REPO, SMALL, zoo
 
 
 def test_project_config_only_for_envs_it_has() -> None:

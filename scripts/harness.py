@@ -1,17 +1,19 @@
 """
-Benchmark harness of ``scripts/`` (not part of the installed package): NES frames per second of
-``MarioShaped`` against the bare emulator, and rl-zoo3 training runs timed in a subprocess.
+The benchmark harness every ``scripts/bench_*.py`` shares (not part of the installed package): NES
+frames per second of ``MarioShaped`` against the bare emulator, recorded transitions, rl-zoo3
+training runs timed in a subprocess, and resumable background rl-zoo3 runs with their checkpoints.
 
-Used by ``scripts/bench_env.py`` and ``scripts/bench_training.py``. Every figure is a ratio between runs
-made in the same process,
-interleaved and repeated, because this machine's absolute speed drifts from minute to minute.
+Every speed figure is a ratio between runs made in the same process, interleaved and repeated,
+because this machine's absolute speed drifts from minute to minute.
 """
 
+import argparse
 import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +27,8 @@ from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP
 from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 
 LEARNING_STARTS = 200  # env steps before the timed runs start training
+CHECKPOINT_STEPS = 10_000
+ENV_ID = "MarioShaped"
 
 
 def record_mario_shaped(n_steps: int, seed: int = 0, **env_kwargs) -> tuple[float, list[list[int]]]:
@@ -196,3 +200,55 @@ def zoo_training_fps(
         raise RuntimeError(f"fewer than two logs a second apart after training started:\n{result.stdout[-2000:]}")
     (start_time, start_steps), (end_time, end_steps) = training[0], training[-1]
     return (end_steps - start_steps) / (end_time - start_time)
+
+
+def run_dirs(seed_dir: Path, algo: str) -> list[Path]:
+    """The seed's rl-zoo3 run folders, first run first (a resumed run continues in the next one)."""
+    runs = (seed_dir / "logs" / algo).glob(f"{ENV_ID}_*")
+    return sorted(runs, key=lambda run: int(run.name.rsplit("_", 1)[1]))
+
+
+def checkpoints(seed_dir: Path, algo: str) -> list[tuple[int, Path]]:
+    """Every periodic checkpoint of the seed's runs, as (env steps, zip), oldest first."""
+    found = [
+        (int(path.stem.split("_")[2]), path) for run in run_dirs(seed_dir, algo) for path in run.glob("rl_model_*_steps.zip")
+    ]
+    return sorted(found)
+
+
+def final_model(seed_dir: Path, algo: str) -> Path | None:
+    """The last run's final model, if that run finished."""
+    runs = run_dirs(seed_dir, algo)
+    return runs[-1] / f"{ENV_ID}.zip" if runs and (runs[-1] / f"{ENV_ID}.zip").is_file() else None
+
+
+def launch_or_resume(run_dir: Path, command: list[str], args: argparse.Namespace) -> subprocess.Popen:
+    """
+    Run an rl-zoo3 training ``command`` in the background, logging to ``<run_dir>/train.log``: with
+    ``args.params`` as ``-params``, for ``args.steps`` in all, continuing from the newest checkpoint.
+    """
+    if args.params:
+        command = [*command, "-params", *args.params]
+    saved = checkpoints(run_dir, args.algo)
+    if saved:  # resume: rl-zoo3 writes the continuation to a new run folder
+        steps, path = saved[-1]
+        command = [*command, "-i", str(path), "-n", str(args.steps - steps)]
+    else:
+        command = [*command, "-n", str(args.steps)]
+    log = open(run_dir / "train.log", "a")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def record_transitions(n: int, seed: int = 0, **env_kwargs) -> list[tuple]:
+    """``n`` transitions of random play on 1-1 (``env_kwargs``: e.g. the action set), as ``ReplayBuffer.add`` takes them."""
+    env = gym.make("MarioShaped", **env_kwargs)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    transitions = []
+    while len(transitions) < n:
+        action = int(rng.integers(env.action_space.n))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        transitions.append((obs[None], next_obs[None], np.array([[action]]), np.array([reward]), np.array([terminated]), [{}]))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    env.close()
+    return transitions

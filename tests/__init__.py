@@ -1,0 +1,1 @@
+"""sb3-mario's tests; the helpers beside them import as ``tests.<module>``."""
