@@ -3,11 +3,14 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_mario.callbacks import MarioEpisodeStatsCallback
+from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 from sb3_mario.dqn.schedules import BoostableSchedule, ExponentialSchedule
 from tests.recorders import EpsilonRecorder
@@ -248,3 +251,65 @@ def test_episode_stats_per_stage() -> None:
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AdaptiveEpsilonCallback(**kwargs)
+
+
+class FlagRun(gym.Env):
+    """Three steps to the flag: an episode reaches it (``is_success``) only if every action is 1."""
+
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.episodes = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.clean = 0, True
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        self.clean = self.clean and int(action) == 1
+        done = self.t == 3
+        self.episodes += done
+        return np.zeros(1, np.float32), 0.0, done, False, {"is_success": done and self.clean}
+
+
+def greedy_dqn(action: int) -> DQN:
+    """A DQN on FlagRun whose greedy action is always ``action`` (it never trains)."""
+    model = DQN("MlpPolicy", FlagRun(), learning_starts=10_000, seed=0)
+    for q_net in (model.q_net, model.q_net_target):
+        last = [module for module in q_net.modules() if isinstance(module, th.nn.Linear)][-1]
+        with th.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(th.tensor([1.0 - action, float(action)]))
+    return model
+
+
+@pytest.mark.parametrize(
+    "greedy_action, epsilon, stops",
+    [
+        (1, 0.0, True),  # every evaluation episode and every epsilon episode reaches the flag
+        (1, 1.0, False),  # greedy episodes do, random ones (1 in 8) do not
+        (0, 0.0, False),  # greedy episodes do not: no epsilon check at all
+    ],
+)
+def test_stop_on_flag_rate_after_an_evaluation(greedy_action: int, epsilon: float, stops: bool) -> None:
+    model = greedy_dqn(greedy_action)
+    eval_env = DummyVecEnv([FlagRun])
+    stop = StopTrainingOnFlagRate(flag_rate=0.8, n_episodes=20, epsilon=epsilon)
+    evaluation = EvalCallback(eval_env, callback_after_eval=stop, eval_freq=30, n_eval_episodes=5, verbose=0)
+    model.learn(90, callback=evaluation)  # train_freq 4: 92 steps, evaluations at 30, 60 and 90
+    episodes = eval_env.envs[0].unwrapped.episodes
+    if stops:
+        assert model.num_timesteps == 30 and episodes == 5 + 20  # stopped after the first evaluation
+    else:
+        assert model.num_timesteps == 92
+        assert episodes == 3 * (5 + (20 if greedy_action == 1 else 0))
+    assert evaluation._is_success_buffer == [bool(greedy_action)] * 5
+
+
+def test_stop_on_flag_rate_needs_an_evaluation_as_parent() -> None:
+    model = greedy_dqn(1)
+    with pytest.raises(TypeError, match="must be an EvalCallback's callback_after_eval"):
+        model.learn(10, callback=StopTrainingOnFlagRate())

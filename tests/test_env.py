@@ -81,7 +81,7 @@ def test_death_ends_on_first_dying_frame(env: gym.Env) -> None:
     rewards, info = play(env, RIGHT_RUN)
     frames_played = 4 * (len(rewards) - 1) + info["frames"]
     assert rewards[-1] == -10.0
-    assert info["death"] and info["termination_cause"] == "death"
+    assert info["death"] and info["termination_cause"] == "death" and not info["is_success"]
     assert all(reward > -10 for reward in rewards[:-1])
     # The stock env also stops on the first dying frame: it must need exactly as many frames.
     stock = JoypadSpace(SuperMarioBrosEnv(target=(1, 1)), SIMPLE_MOVEMENT)
@@ -105,6 +105,7 @@ def test_flag_ends_with_exact_reward(env: gym.Env) -> None:
             break
     assert terminated and reward == 25.0
     assert info["flag_get"] and info["termination_cause"] == "flag" and not info["death"]
+    assert info["is_success"]  # what SB3's EvalCallback counts (rl-zoo3's evaluation, StopTrainingOnFlagRate)
 
 
 def test_checkpoint_reached_on_the_way(env: gym.Env) -> None:

@@ -146,6 +146,51 @@ def test_train_continue_enjoy_and_record(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_enjoy_and_record_a_checkpoint_or_the_best_model_of_a_run_still_training(tmp_path) -> None:
+    logs, videos = tmp_path / "logs", tmp_path / "videos"
+    train = ["--algo", "ddqn", "--env", "MarioShaped", "-f", str(logs), "--save-freq", "100", "--eval-freq", "100"]
+    zoo("train", *train, "-n", "200", "--eval-episodes", "1", *SMALL)
+    run = logs / "ddqn" / "MarioShaped_1"
+    assert (run / "best_model.zip").is_file() and (run / "best_model_vecnormalize.pkl").is_file()
+    # While a run trains, rl-zoo3 has written neither its final model nor its statistics.
+    (run / "MarioShaped.zip").unlink()
+    (run / "MarioShaped" / "vecnormalize.pkl").unlink()
+    play = ["--algo", "ddqn", "--env", "MarioShaped", "-f", str(logs), "--exp-id", "1"]
+    out = zoo("enjoy", *play, "--load-checkpoint", "100", "--no-render", "-n", "50")
+    assert f"statistics saved with the model: {run / 'rl_model_vecnormalize_100_steps.pkl'}" in out
+    out = zoo("enjoy", *play, "--load-best", "--no-render", "-n", "50")
+    assert f"statistics saved with the model: {run / 'best_model_vecnormalize.pkl'}" in out
+    out = zoo("record_video", *play, "--load-checkpoint", "200", "-n", "30", "-o", str(videos))
+    assert f"statistics saved with the model: {run / 'rl_model_vecnormalize_200_steps.pkl'}" in out
+    assert len(list(videos.glob("*.mp4"))) == 1
+
+
+def test_a_flag_rate_stop_in_the_entry_follows_rl_zoo3s_evaluation(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mario.callbacks import StopTrainingOnFlagRate
+    from sb3_mario.zoo.checkpoints import SaveBestModelStatistics
+    from sb3_mario.zoo.hook import _follow_evaluation
+
+    stop = StopTrainingOnFlagRate()
+    evaluation = EvalCallback(make_vec_env("CartPole-v1"), best_model_save_path=str(tmp_path))
+    manager = SimpleNamespace(callbacks=[stop, evaluation])
+    _follow_evaluation(manager)
+    assert manager.callbacks == [evaluation]
+    assert evaluation.callback is stop and stop.parent is evaluation
+    assert isinstance(evaluation.callback_on_new_best, CallbackList)
+    assert [type(c) for c in evaluation.callback_on_new_best.callbacks] == [SaveBestModelStatistics]
+    # Without an evaluation (--eval-freq 0) the stop has nothing to follow: said, and the run trains on.
+    manager = SimpleNamespace(callbacks=[StopTrainingOnFlagRate()])
+    with pytest.warns(UserWarning, match="trains its whole budget"):
+        _follow_evaluation(manager)
+    assert manager.callbacks == []
+
+
+@pytest.mark.slow
 def test_explicit_flags_without_the_hook(tmp_path) -> None:
     logs = tmp_path / "logs"
     out = zoo(

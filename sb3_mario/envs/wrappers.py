@@ -189,6 +189,7 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
             nes._did_step(False)
         info = self._mario_info(death=cause == "death", frames=frames)
         info["termination_cause"] = cause
+        info["is_success"] = cause == "flag"  # what SB3's EvalCallback counts as its success rate
         return self._stacked_frames(), step_reward, terminated, False, info
 
     def _jump_needs_release(self, action: int) -> bool:

@@ -1,6 +1,7 @@
 """
 Callbacks that keep a run's work safe: checkpoints written atomically (a killed run's newest one
-always loads, with the replay buffer and statistics they were saved with), and a clean stop on Ctrl-C or SIGTERM.
+always loads, with the replay buffer and statistics they were saved with), the best model's own
+statistics, and a clean stop on Ctrl-C or SIGTERM.
 """
 
 import os
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+
+BEST_MODEL_STATISTICS = "best_model_vecnormalize.pkl"  # beside rl-zoo3's best_model.zip
 
 
 def save_atomically(save: Callable[[Path], None], path: Path) -> None:
@@ -62,6 +65,26 @@ class AtomicCheckpointCallback(CheckpointCallback):
                 for older in latest.parent.glob(f"{self.name_prefix}_replay_buffer_*_steps.pkl"):
                     if older != latest:
                         older.unlink()
+        return True
+
+
+class SaveBestModelStatistics(BaseCallback):
+    """
+    Save the ``VecNormalize`` statistics beside the best model, as ``best_model_vecnormalize.pkl``,
+    each time an ``EvalCallback`` finds a new best (its ``callback_on_new_best``). rl-zoo3 keeps only
+    the run's latest statistics, which stop matching the best model once the run goes on.
+
+    :param save_path: The folder of ``best_model.zip``.
+    """
+
+    def __init__(self, save_path: str | Path) -> None:
+        super().__init__()
+        self.save_path = Path(save_path)
+
+    def _on_step(self) -> bool:
+        vec_normalize = self.model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            save_atomically(lambda path: vec_normalize.save(str(path)), self.save_path / BEST_MODEL_STATISTICS)
         return True
 
 

@@ -17,6 +17,10 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
   checkpoints carry the ``VecNormalize`` statistics, and ``-i checkpoint.zip`` loads them;
 - a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
 - ``--algo ddqn`` is :class:`~sb3_mario.dqn.double_dqn.DoubleDQN`;
+- a :class:`~sb3_mario.callbacks.StopTrainingOnFlagRate` in an entry's ``callback:`` list follows
+  rl-zoo3's periodic evaluation, and each new best model keeps its own ``VecNormalize`` statistics;
+- ``enjoy`` and ``record_video`` play a checkpoint (``--load-checkpoint``) or the best model
+  (``--load-best``) with the statistics saved with it;
 - Optuna sweeps get the pieces of :mod:`sb3_mario.zoo.tuning`.
 """
 
@@ -26,20 +30,27 @@ import inspect
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
-from stable_baselines3.common.callbacks import CheckpointCallback
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecNormalize
 
 import sb3_mario
 import sb3_mario.dqn.buffers  # noqa: F401  (named by hyperparameter files)
+from sb3_mario.callbacks import StopTrainingOnFlagRate
 from sb3_mario.dqn.double_dqn import DoubleDQN
 from sb3_mario.envs.mario import MARIO_ENV_IDS
 from sb3_mario.envs.stages import parse_levels
 from sb3_mario.envs.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
 from sb3_mario.zoo import tuning
-from sb3_mario.zoo.checkpoints import AtomicCheckpointCallback, GracefulInterruptCallback
+from sb3_mario.zoo.checkpoints import (
+    BEST_MODEL_STATISTICS,
+    AtomicCheckpointCallback,
+    GracefulInterruptCallback,
+    SaveBestModelStatistics,
+)
 from sb3_mario.zoo.patching import patch, swapped, unpatched
 
 HYPERPARAMS_ENV_VAR = "SB3_MARIO_HYPERPARAMS"
@@ -253,8 +264,80 @@ def _add_safety_callbacks(original_create_callbacks):
             for c in self.callbacks
         ]
         self.callbacks.append(GracefulInterruptCallback(verbose=self.verbose))
+        _follow_evaluation(self)
 
     return create_callbacks
+
+
+def _follow_evaluation(manager) -> None:
+    """
+    Hang the callbacks that act on rl-zoo3's periodic evaluation (``--eval-freq``) onto its
+    ``EvalCallback``: a ``StopTrainingOnFlagRate`` listed in the entry runs after each evaluation, and
+    each new best model gets its own ``VecNormalize`` statistics beside it.
+    """
+    evaluation = next((c for c in manager.callbacks if isinstance(c, EvalCallback)), None)
+    stops = [c for c in manager.callbacks if isinstance(c, StopTrainingOnFlagRate)]
+    manager.callbacks = [c for c in manager.callbacks if c not in stops]
+    if stops and evaluation is None:
+        message = "StopTrainingOnFlagRate follows rl-zoo3's evaluation, which this run has not (--eval-freq 0 or -optimize)"
+        warnings.warn(f"{message}: it trains its whole budget", stacklevel=2)
+    if evaluation is None:
+        return
+    if stops:
+        evaluation.callback = stops[0]
+        stops[0].parent = evaluation
+    if evaluation.best_model_save_path is not None:
+        save_statistics = SaveBestModelStatistics(evaluation.best_model_save_path)
+        new_best = [c for c in (evaluation.callback_on_new_best, save_statistics) if c is not None]
+        evaluation.callback_on_new_best = CallbackList(new_best)
+        evaluation.callback_on_new_best.parent = evaluation
+
+
+def model_statistics(model_path: str | Path) -> Path | None:
+    """
+    The ``VecNormalize`` statistics saved with a model file of an rl-zoo3 run, if it has its own: a
+    checkpoint's (``rl_model_vecnormalize_<steps>_steps.pkl``) or the best model's
+    (``best_model_vecnormalize.pkl``). ``None`` for the final model, whose statistics are rl-zoo3's.
+
+    :param model_path: The model's zip.
+    """
+    path = Path(model_path)
+    if path.name == "best_model.zip":
+        best = path.with_name(BEST_MODEL_STATISTICS)
+        return best if best.is_file() else None
+    return checkpoint_file(path, "vecnormalize")
+
+
+_PLAYED_MODEL: list[str] = []  # the model enjoy / record_video is about to play: get_model_path's answer
+
+
+def _remember_played_model(original_get_model_path):
+    @functools.wraps(original_get_model_path)
+    def get_model_path(*args, **kwargs):
+        name_prefix, model_path, log_path = original_get_model_path(*args, **kwargs)
+        _PLAYED_MODEL[:] = [model_path]
+        return name_prefix, model_path, log_path
+
+    return get_model_path
+
+
+def _test_env_with_model_statistics(original_create_test_env):
+    @functools.wraps(original_create_test_env)
+    def create_test_env(*args, stats_path: str | None = None, hyperparams: dict | None = None, **kwargs):
+        statistics = model_statistics(_PLAYED_MODEL[0]) if _PLAYED_MODEL else None
+        if statistics is None or not (hyperparams or {}).get("normalize"):
+            return original_create_test_env(*args, stats_path=stats_path, hyperparams=hyperparams, **kwargs)
+        # rl-zoo3 reads <run>/<env>/vecnormalize.pkl, the run's latest statistics (absent while it
+        # trains): a checkpoint or the best model is played with the statistics saved with it.
+        print(f"Loading the VecNormalize statistics saved with the model: {statistics}")
+        n_stack = hyperparams.get("frame_stack", 0)
+        plain = {**hyperparams, "normalize": False, "frame_stack": 0}
+        env = original_create_test_env(*args, stats_path=stats_path, hyperparams=plain, **kwargs)
+        env = VecNormalize.load(str(statistics), env)
+        env.training, env.norm_reward = False, False  # as rl-zoo3's test envs
+        return VecFrameStack(env, n_stack) if n_stack > 0 else env
+
+    return create_test_env
 
 
 def install() -> None:
@@ -263,17 +346,25 @@ def install() -> None:
     sb3-mario makes to rl-zoo3 (idempotent). Each line names the upstream behaviour it changes: after
     an rl-zoo3 upgrade, this is the list to check.
     """
+    from rl_zoo3 import utils as rl_zoo3_utils
+
+    rl_zoo3_utils.ALGOS.setdefault("ddqn", DoubleDQN)  # --algo ddqn
+    # enjoy / record_video play a checkpoint or the best model with the run's latest statistics (an error
+    # while the run trains) -> with the statistics saved with that model. Both modules import these names
+    # from rl_zoo3 / rl_zoo3.utils after this hook ran.
+    patch(rl_zoo3_utils, "get_model_path", _remember_played_model)
+    for owner in (rl_zoo3_utils, sys.modules["rl_zoo3"]):
+        patch(owner, "create_test_env", _test_env_with_model_statistics)
+
     exp_manager = sys.modules.get("rl_zoo3.exp_manager")
     if exp_manager is not None and not hasattr(exp_manager, "ExperimentManager"):
-        # Code that imports rl_zoo3.exp_manager before rl_zoo3.import_envs reaches this hook while
-        # exp_manager is half-imported: its class does not exist yet. rl-zoo3's own commands import
-        # import_envs first; such code must pass --conf-file (or import custom_envs first).
+        # record_video (and code that imports rl_zoo3.exp_manager before rl_zoo3.import_envs) reaches
+        # this hook while exp_manager is half-imported: its class does not exist yet. Playing needs only
+        # the above; training such code must pass --conf-file (or import custom_envs first).
         return
     from rl_zoo3 import hyperparams_opt
     from rl_zoo3.exp_manager import ExperimentManager
-    from rl_zoo3.utils import ALGOS
 
-    ALGOS.setdefault("ddqn", DoubleDQN)  # --algo ddqn
     # rl-zoo3 evals replay_buffer_class / *_kwargs strings in exp_manager's namespace: let entries
     # name sb3-mario's classes there, e.g. "sb3_mario.dqn.buffers.CompressedReplayBuffer".
     sys.modules["rl_zoo3.exp_manager"].sb3_mario = sb3_mario
@@ -290,7 +381,8 @@ def install() -> None:
     patch(ExperimentManager, "_load_pretrained_agent", _load_checkpoint_replay_buffer)
     # -i restarts the step count (and the schedules) -> keeps counting.
     patch(ExperimentManager, "learn", _continue_step_count)
-    # Plain checkpoints and Ctrl-C -> atomic checkpoints with statistics and replay buffer, a clean first Ctrl-C.
+    # Plain checkpoints and Ctrl-C -> atomic checkpoints with statistics and replay buffer, a clean first Ctrl-C;
+    # the evaluation stops nothing and keeps no statistics of the best model -> StopTrainingOnFlagRate, both kept.
     patch(ExperimentManager, "create_callbacks", _add_safety_callbacks)
     # Mario trials sample from the stock DQN space (which drops the dueling options) -> the Mario samplers.
     samplers, converters = hyperparams_opt.HYPERPARAMS_SAMPLER, hyperparams_opt.HYPERPARAMS_CONVERTER
