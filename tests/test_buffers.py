@@ -330,3 +330,16 @@ def test_prioritized_buffer_refuses_bad_arguments() -> None:
         PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, alpha=-1)
     with pytest.raises(ValueError, match="epsilon=0"):
         PrioritizedReplayBuffer(10, SMALL_OBS, ACTIONS, epsilon=0)
+
+
+def test_an_observation_shared_by_consecutive_transitions_is_stored_once() -> None:
+    buffer = CompressedReplayBuffer(10, SMALL_OBS, ACTIONS, device="cpu", n_envs=2)
+    fill(buffer, 4)  # obs of step t + 1 is next_obs of step t, as SB3 adds them
+    stored, following = buffer.observations.blobs, buffer.next_observations.blobs
+    for step in range(3):
+        for env_index in range(2):
+            assert stored[step + 1, env_index] is following[step, env_index]  # the same bytes object
+    assert stored[0, 0] is not stored[0, 1]
+    distinct = {id(blob): len(blob) for blob in [*stored[:4].ravel(), *following[:4].ravel()]}
+    assert len(distinct) == 2 * 5  # 5 distinct observations per env: the first, then one new per step
+    assert buffer.observation_nbytes() == sum(distinct.values()) + stored.nbytes + following.nbytes

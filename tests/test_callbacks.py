@@ -26,27 +26,35 @@ class Corridor(gym.Env):
     action_space = spaces.Discrete(2)
 
     def __init__(
-        self, speed: int = 8, length: int = 20, causes: tuple[str, ...] = ("death",), stages: tuple[tuple[str, int], ...] = ()
+        self,
+        speed: int = 8,
+        length: int = 20,
+        causes: tuple[str, ...] = ("death",),
+        stages: tuple[tuple[str, int], ...] = (),
+        back: int = 0,
     ) -> None:
         self.speed, self.length, self.causes = speed, length, causes
+        self.back = back  # the last `back` steps go left: the episode ends with x_pos below max_x
         self.stages = stages  # (level, speed) of the episodes in turn, named in info["level"]; none: no level
         self.episode = -1
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self.x, self.t = 40, 0
+        self.x, self.max_x, self.t = 40, 40, 0
         self.episode += 1
         if self.stages:
             self.level, self.speed = self.stages[self.episode % len(self.stages)]
         return np.zeros(1, np.float32), self._info()
 
     def step(self, action):
-        self.x, self.t = self.x + self.speed, self.t + 1
+        self.t += 1
+        self.x += -self.speed if self.t > self.length - self.back else self.speed
+        self.max_x = max(self.max_x, self.x)
         cause = self.causes[self.episode % len(self.causes)] if self.t == self.length else None
         return np.zeros(1, np.float32), 0.0, self.t == self.length, False, {**self._info(), "termination_cause": cause}
 
     def _info(self) -> dict:
-        return {"x_pos": self.x, "max_x": self.x, **({"level": self.level} if self.stages else {})}
+        return {"x_pos": self.x, "max_x": self.max_x, **({"level": self.level} if self.stages else {})}
 
 
 def test_frontier_moves_to_the_smallest_of_25_beats() -> None:
@@ -313,3 +321,14 @@ def test_stop_on_flag_rate_needs_an_evaluation_as_parent() -> None:
     model = greedy_dqn(1)
     with pytest.raises(TypeError, match="must be an EvalCallback's callback_after_eval"):
         model.learn(10, callback=StopTrainingOnFlagRate())
+
+
+def test_callbacks_read_max_x_not_the_final_x_pos() -> None:
+    # 15 steps right and 5 back: each episode's max_x is 40 + 15 * 8 = 160, its final x_pos 120.
+    env = make_vec_env(Corridor, n_envs=1, seed=0, env_kwargs=dict(back=5))
+    model = DQN("MlpPolicy", env, learning_starts=10_000, seed=0)
+    adaptive, stats = AdaptiveEpsilonCallback(frontier_window=1), MarioEpisodeStatsCallback()
+    model.learn(2 * 20, callback=[adaptive, stats], log_interval=None)
+    assert adaptive.frontiers.of().frontier == 160
+    assert model.adaptive_epsilon_state["frontiers"][""]["recent_beats"] == [160.0]
+    assert model.logger.name_to_value["mario/ep_max_x_mean"] == 160

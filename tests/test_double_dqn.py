@@ -1,13 +1,17 @@
 """DoubleDQN: the double-Q target, prioritized training, save/load, and the rl-zoo3 runs of each variant."""
 
 import inspect
+import json
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
 import torch as th
 import yaml
 from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
@@ -335,3 +339,92 @@ def test_overlapped_runs_are_identical_with_subprocess_envs() -> None:
         env.close()
         params.append([parameter.detach().clone() for parameter in model.q_net.parameters()])
     assert all(th.equal(dummy, subproc) for dummy, subproc in zip(*params, strict=True))
+
+
+# Every constructor argument but policy and env: a value that is not the default, and where SB3 (or
+# DoubleDQN) keeps it on the built model.
+NOT_DEFAULT = {
+    "learning_rate": (3e-3, lambda m: m.learning_rate),
+    "buffer_size": (321, lambda m: m.replay_buffer.buffer_size),
+    "learning_starts": (7, lambda m: m.learning_starts),
+    "batch_size": (12, lambda m: m.batch_size),
+    "tau": (0.5, lambda m: m.tau),
+    "gamma": (0.9, lambda m: m.gamma),
+    "train_freq": (5, lambda m: (m.train_freq.frequency, m.train_freq.unit.value)),
+    "gradient_steps": (2, lambda m: m.gradient_steps),
+    "replay_buffer_class": (CompressedReplayBuffer, lambda m: type(m.replay_buffer)),
+    "replay_buffer_kwargs": (dict(storage="zstd"), lambda m: m.replay_buffer.storage),
+    "optimize_memory_usage": (False, lambda m: m.optimize_memory_usage),  # sb3-mario's buffers refuse True: below
+    "n_steps": (3, lambda m: (m.n_steps, m.replay_buffer.n_steps)),
+    "target_update_interval": (77, lambda m: m.target_update_interval),
+    "exploration_fraction": (0.3, lambda m: m.exploration_fraction),
+    "exploration_initial_eps": (0.8, lambda m: m.exploration_initial_eps),
+    "exploration_final_eps": (0.02, lambda m: m.exploration_final_eps),
+    "max_grad_norm": (3.0, lambda m: m.max_grad_norm),
+    "double_q": (False, lambda m: m.double_q),
+    "prioritized_replay": (False, lambda m: m.prioritized_replay),
+    "prioritized_replay_alpha": (0.7, lambda m: m.prioritized_replay_alpha),
+    "prioritized_replay_beta": (0.5, lambda m: m.prioritized_replay_beta),
+    "prioritized_replay_final_beta": (0.9, lambda m: m.prioritized_replay_final_beta),
+    "prioritized_replay_eps": (1e-4, lambda m: m.prioritized_replay_eps),
+    "overlap_env_steps": (True, lambda m: m.overlap_env_steps),
+    "stats_window_size": (17, lambda m: m._stats_window_size),
+    "tensorboard_log": ("tb-logs", lambda m: m.tensorboard_log),
+    "policy_kwargs": (dict(net_arch=[6]), lambda m: m.policy.net_arch),
+    "verbose": (1, lambda m: m.verbose),
+    "seed": (11, lambda m: m.seed),
+    "device": ("cpu", lambda m: m.device.type),
+}
+EXPECTED = {
+    "train_freq": (5, "step"),
+    "replay_buffer_kwargs": "zstd",
+    "n_steps": (3, 3),
+    "policy_kwargs": [6],
+}
+# Prioritized replay's own arguments, checked where prioritized_replay=True uses them.
+PER_ARGUMENTS = {
+    "prioritized_replay_alpha": (0.7, lambda m: m.replay_buffer.alpha),
+    "prioritized_replay_eps": (1e-4, lambda m: m.replay_buffer.epsilon),
+}
+
+
+def test_every_constructor_argument_reaches_the_model_and_survives_save_load(tmp_path) -> None:
+    parameters = set(inspect.signature(DoubleDQN.__init__).parameters) - {"self", "policy", "env", "_init_setup_model"}
+    assert parameters == set(NOT_DEFAULT)  # a new argument needs a line here
+    model = DoubleDQN("MlpPolicy", "CartPole-v1", **{name: value for name, (value, _) in NOT_DEFAULT.items()})
+    model.save(tmp_path / "model.zip")
+    loaded = DoubleDQN.load(tmp_path / "model.zip", device="cpu")
+    loaded.set_env(make_vec_env("CartPole-v1"))
+    loaded._setup_model()  # rebuilds the buffer and networks from the loaded arguments, as training does
+    for built in (model, loaded):
+        for name, (value, read) in NOT_DEFAULT.items():
+            assert read(built) == EXPECTED.get(name, value), name
+    prioritized = DoubleDQN(
+        "MlpPolicy", "CartPole-v1", prioritized_replay=True, **{name: value for name, (value, _) in PER_ARGUMENTS.items()}
+    )
+    for name, (value, read) in PER_ARGUMENTS.items():
+        assert read(prioritized) == value, name
+    sb3_buffer = DoubleDQN(
+        "MlpPolicy",
+        "CartPole-v1",
+        replay_buffer_class=ReplayBuffer,
+        optimize_memory_usage=True,
+        replay_buffer_kwargs=dict(handle_timeout_termination=False),
+    )
+    assert sb3_buffer.optimize_memory_usage and sb3_buffer.replay_buffer.optimize_memory_usage
+
+
+def test_a_checkpoint_taken_while_training_overlaps_pickles_no_training_machinery(tmp_path) -> None:
+    class SaveMidRun(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 20:
+                self.model.save(tmp_path / "mid_run.zip")
+            return True
+
+    model = cartpole_model(overlap_env_steps=True, train_freq=4)
+    model.learn(40, callback=SaveMidRun())
+    with zipfile.ZipFile(tmp_path / "mid_run.zip") as archive:
+        data = json.loads(archive.read("data"))
+    assert data["overlap_env_steps"] is True
+    assert not {"_deferred_training", "_stepping_env"} & set(data)
+    assert DoubleDQN.load(tmp_path / "mid_run.zip", device="cpu").num_timesteps == 20

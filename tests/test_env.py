@@ -174,6 +174,19 @@ def test_a_jump_action_on_the_ground_always_jumps() -> None:
     assert fresh[:11] == held[:11] and max(fresh[:11]) == 143
 
 
+def test_a_reused_env_forgets_the_held_jump_button_of_the_last_episode() -> None:
+    # Each episode of a reused env ends while A is held (a natural end, then a reset mid-jump) and the
+    # next one jumps at once: it must jump as a new env's first episode does, from its first frame.
+    fresh = jump_heights(fresh_jumps=True, steps=12)
+    env = gym.make("MarioShaped")
+    env.reset(seed=0)
+    rewards, _ = play(env, RIGHT_RUN_JUMP, max_steps=2000)  # holding right + run + jump until the episode ends
+    for _ in range(2):
+        env.reset(seed=0)
+        assert [env.step(RIGHT_RUN_JUMP)[4]["y_pos"] for _ in range(12)] == fresh
+    env.close()
+
+
 @pytest.mark.parametrize(
     "actions, buttons", [("right_only", RIGHT_ONLY), ("simple", SIMPLE_MOVEMENT), ("complex", COMPLEX_MOVEMENT)]
 )

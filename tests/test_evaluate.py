@@ -86,6 +86,50 @@ class StandStill:
         return np.array(0), None
 
 
+class EndsBy(gym.Env):
+    """Three steps, then the episode ends the way ``cause`` says, with MarioShaped's info keys."""
+
+    observation_space = gym.spaces.Box(0, 255, (1,), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        end = self.t == 3
+        info = {
+            "max_x": 40 + self.t,
+            "flag_get": end and self.cause == "flag",
+            "death": end and self.cause == "death",
+            "termination_cause": self.cause if end else None,
+        }
+        return np.zeros(1, np.uint8), 1.0, end, False, info
+
+
+@pytest.mark.parametrize("cause", ["stall", "death", "flag"])
+def test_an_episode_is_labelled_by_how_it_ended(cause: str) -> None:
+    result = evaluate.play_episode(EndsBy(cause), StandStill(), epsilon=0.0, rng=np.random.default_rng(0), seed=0)
+    assert (result.cause, result.death, result.flag, result.max_x, result.length) == (
+        cause,
+        cause == "death",
+        cause == "flag",
+        43,
+        3,
+    )
+    summary = evaluate.summarize([result])
+    assert (summary["stall_rate"], summary["death_rate"], summary["flag_rate"]) == (
+        float(cause == "stall"),
+        float(cause == "death"),
+        float(cause == "flag"),
+    )
+
+
 @pytest.mark.slow
 def test_a_stalled_episode_is_not_a_death() -> None:
     env = gym.make("MarioShaped")

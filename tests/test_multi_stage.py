@@ -40,6 +40,32 @@ def drawn_levels(n_episodes: int, seed: int, **env_kwargs) -> list[str]:
     return levels
 
 
+def test_a_seeded_reset_in_the_middle_of_a_round_robin_starts_it_again() -> None:
+    env = gym.make("MarioShaped", level=["1-1", "1-2", "1-3"], stage_order="round_robin")
+    levels = [env.reset(seed=1)[1]["level"], env.reset()[1]["level"], env.reset(seed=1)[1]["level"], env.reset()[1]["level"]]
+    env.close()
+    assert levels == ["1-1", "1-2", "1-1", "1-2"]
+
+
+def test_a_seeded_reset_in_the_middle_of_random_draws_repeats_them() -> None:
+    env = gym.make("MarioShaped", level=["1-1", "1-2", "1-3"])
+    first = [env.reset(seed=4)[1]["level"]] + [env.reset()[1]["level"] for _ in range(5)]
+    again = [env.reset(seed=4)[1]["level"]] + [env.reset()[1]["level"] for _ in range(5)]
+    env.close()
+    assert first == again and len(set(first)) > 1
+
+
+def test_each_stage_of_a_multi_stage_env_gets_its_own_constants() -> None:
+    env = gym.make("MarioShaped", level=["1-1", "1-4", "8-1"], flag_reward=30.0, frame_skip=2)
+    rules = env.get_wrapper_attr("stage_rewards")  # built with the env, before any stage is played
+    env.close()
+    constants = {
+        level: (rule.checkpoint_x, rule.jump_ground_y, rule.flag_reward, rule.frame_skip) for level, rule in rules.items()
+    }
+    # 1-1's halfway point and ground; a castle: no checkpoint, a raised start; world 8: no checkpoint.
+    assert constants == {"1-1": (1320, 79, 30.0, 2), "1-4": (None, 175, 30.0, 2), "8-1": (None, 79, 30.0, 2)}
+
+
 @pytest.mark.slow
 def test_stage_draws_are_seeded_and_cover_the_list() -> None:
     stages = ["1-1", "1-3", "2-2"]

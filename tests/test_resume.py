@@ -244,3 +244,36 @@ def test_checkpoint_files_are_found_beside_their_checkpoint(tmp_path) -> None:
     )
     assert checkpoint_file(tmp_path / "rl_model_400_steps.zip", "replay_buffer") is None  # another step's buffer
     assert checkpoint_file(tmp_path / "MarioShaped.zip", "vecnormalize") is None  # a final model: rl-zoo3's own files
+
+
+STUB_LOOP = """
+import signal, time
+from sb3_mario.zoo.checkpoints import GracefulInterruptCallback
+
+callback = GracefulInterruptCallback(verbose=1)
+callback._on_training_start()  # what learn() does first: the stop handlers go in
+print("ready", flush=True)
+for step in range(3000):  # a training loop's env steps, ~30 s at most
+    if not callback._on_step():
+        print(f"stopped after step {step}", flush=True)
+        break
+    time.sleep(0.01)
+callback._on_training_end()
+time.sleep(1.0)  # rl-zoo3 saves the model now: a second signal comes in here
+print("handler kept until exit:", signal.getsignal(signal.SIGTERM) == callback._request_stop, flush=True)
+"""
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGTERM, signal.SIGINT)], ids=["TERM", "TERM INT"])
+def test_a_stop_signal_ends_a_stub_training_loop_cleanly(signals: tuple) -> None:
+    # The fast twin of the rl-zoo3 signal tests: no training, only the callback's loop in a child.
+    child = subprocess.Popen([sys.executable, "-c", STUB_LOOP], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    for signum in signals:
+        child.send_signal(signum)
+        time.sleep(0.1)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 0, output
+    assert "stopping after this step and saving the model" in output and "stopped after step" in output
+    assert ("already stopping" in output) == (len(signals) > 1)  # a second signal is acknowledged, not obeyed
+    assert "handler kept until exit: True" in output  # stopped runs keep ignoring signals while they save

@@ -156,3 +156,25 @@ def test_a_process_exits_with_workers_never_closed(tmp_path) -> None:
     result = run_script(tmp_path, NEVER_CLOSED_SCRIPT, timeout=60)
     for pid in result.stdout.split()[1:]:
         assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} outlived the process"
+
+
+@pytest.mark.parametrize("norm_obs", [False, True])
+def test_lean_vec_normalize_keeps_the_flags_it_was_given_on_a_small_env(norm_obs: bool) -> None:
+    # The fast twin of the Mario test above: CartPole, both classes side by side, the same steps.
+    pair = [
+        cls(make_vec_env("CartPole-v1", n_envs=2, seed=0), norm_obs=norm_obs, norm_reward=True)
+        for cls in (VecNormalize, LeanVecNormalize)
+    ]
+    lean = pair[1]
+    assert (lean.norm_obs, lean.norm_reward) == (norm_obs, True)
+    observations = [env.reset() for env in pair]
+    np.testing.assert_array_equal(*observations)
+    for step in range(30):
+        actions = np.array([step % 2, (step // 2) % 2])
+        (obs_sb3, rewards_sb3, *_), (obs_lean, rewards_lean, *_) = (env.step(actions) for env in pair)
+        np.testing.assert_array_equal(obs_lean, obs_sb3)
+        np.testing.assert_allclose(rewards_lean, rewards_sb3)
+    assert not np.allclose(rewards_lean, 1.0)  # CartPole pays 1 a step: normalized, it is not 1
+    raw = lean.get_original_obs()
+    assert (lean.normalize_obs(raw) is raw) != norm_obs  # kept observations are not copied
+    assert np.array_equal(obs_lean, raw) != norm_obs

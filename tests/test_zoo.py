@@ -245,3 +245,15 @@ def test_installing_the_hook_twice_wraps_once() -> None:
     patched += [ExperimentManager.objective, ExperimentManager.hyperparameters_optimization, HYPERPARAMS_SAMPLER["dqn"]]
     for function in patched:
         assert is_patched(function) and not is_patched(function.__wrapped__), function.__qualname__
+
+
+def test_a_model_file_has_the_statistics_saved_with_it(tmp_path) -> None:
+    from sb3_mario.zoo.hook import model_statistics
+
+    for name in ("rl_model_100_steps.zip", "rl_model_vecnormalize_100_steps.pkl", "best_model.zip", "MarioShaped.zip"):
+        (tmp_path / name).touch()
+    assert model_statistics(tmp_path / "rl_model_100_steps.zip") == tmp_path / "rl_model_vecnormalize_100_steps.pkl"
+    assert model_statistics(tmp_path / "best_model.zip") is None  # saved before best models kept theirs
+    (tmp_path / "best_model_vecnormalize.pkl").touch()
+    assert model_statistics(tmp_path / "best_model.zip") == tmp_path / "best_model_vecnormalize.pkl"
+    assert model_statistics(tmp_path / "MarioShaped.zip") is None  # the final model: rl-zoo3's own statistics
