@@ -1,11 +1,20 @@
 """
 Does it learn? Train an entry on 1-1 with several seeds side by side (one process and one torch
-thread each), then evaluate every seed's models against random play and report, per seed, the first
-training-time flag and the evaluation flag rate.
+thread each), or one after the other (``--one-at-a-time``, for entries that use both cores), then
+evaluate every seed's models against random play and report, per seed, the first training-time flag
+and the evaluation flag rate.
 
     python scripts/bench_learning.py --seeds 0 1                          # the flag entry: hyperparams/ddqn.yml, 500k steps
     python scripts/bench_learning.py --seeds 0 1 --evaluate-only          # evaluate what the runs have saved so far
     python scripts/bench_learning.py --algo dqn --conf hyperparams/dqn_cpu.yml --steps 100000 --seeds 0 --output bench/learning
+    python scripts/bench_learning.py --seeds 0 --evaluate-only --curve --compare bench/flag   # flag rate per checkpoint
+
+``--curve`` evaluates every checkpoint (``--episodes`` episodes with epsilon 0.05, one greedy episode:
+greedy play on the deterministic emulator is one episode) and reports, per seed, the env steps and
+wall time to the first checkpoint with >= 80% epsilon-0.05 clears and to the first that also clears
+greedily; it draws ``flag_rate_curves.png``, flag rate against env steps and against wall time,
+beside the curves of every ``--compare`` output (another entry's results.json). Evaluated
+checkpoints are kept in results.json and not evaluated again.
 
 Resumable: re-running with the same --output continues each seed from its newest checkpoint (or
 only re-evaluates a finished run). Each seed trains in <output>/seed_<N>/. Writes
@@ -26,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 from harness import CHECKPOINT_STEPS, ENV_ID, checkpoints, final_model, launch_or_resume, run_dirs
 
 from sb3_mario.evaluate import evaluate, format_table
@@ -33,6 +43,7 @@ from sb3_mario.loading import load_agent
 from sb3_mario.plots import plot_learning_curves, read_monitor_episodes
 
 EVALUATION_MODES = {"epsilon_0.05": 0.05, "greedy": 0.0}
+GOAL_FLAG_RATE = 0.8  # the one-hour goal: >= 80% of epsilon-0.05 episodes clear 1-1
 
 
 def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subprocess.Popen | None:
@@ -43,8 +54,90 @@ def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subpr
         sys.executable, "-m", "rl_zoo3.train", "--algo", args.algo, "--env", ENV_ID, "--conf-file", args.conf,
         "-f", str(seed_dir / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
         "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(seed_dir / "tensorboard"), "--num-threads", str(args.threads),
+        "--vec-env", args.vec_env, "--save-replay-buffer",
     ]  # fmt: skip
     return launch_or_resume(seed_dir, command, args)
+
+
+def wall_seconds(seed_dir: Path, algo: str) -> pd.DataFrame:
+    """
+    Env steps done and wall seconds since the first run started, at the end of every training episode
+    (a continued run's clock goes on from where the previous run's stopped).
+    """
+    frames, steps_before, seconds_before = [], 0, 0.0
+    for run in run_dirs(seed_dir, algo):
+        if not any(run.glob("*monitor.csv")):
+            continue
+        episodes = read_monitor_episodes(run)
+        frames.append(pd.DataFrame({"steps": steps_before + episodes["steps"], "seconds": seconds_before + episodes["t"]}))
+        steps_before += int(episodes["l"].sum())
+        seconds_before += float(episodes["t"].max())
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"steps": [], "seconds": []})
+
+
+def checkpoint_curve(seed_dir: Path, algo: str, seed: int, n_episodes: int, known: list[dict]) -> list[dict]:
+    """
+    The flag rate of every checkpoint (epsilon 0.05, ``n_episodes`` episodes) and whether its greedy
+    episode clears, with the env steps and wall seconds at which it was saved.
+
+    :param known: Points evaluated before (results.json), by env steps: not evaluated again.
+    """
+    done = {point["steps"]: point for point in known}
+    clock = wall_seconds(seed_dir, algo)
+    curve = []
+    for steps, path in checkpoints(seed_dir, algo):
+        if steps not in done:
+            agent = load_agent(path)
+            noisy = evaluate(agent, ["1-1"], n_episodes, 0.05, seed=seed, progress_bar=False)["levels"]["1-1"]["agent"]
+            greedy = evaluate(agent, ["1-1"], 1, 0.0, seed=seed, progress_bar=False)["levels"]["1-1"]["agent"]
+            reached = clock["seconds"][clock["steps"] <= steps]
+            done[steps] = {
+                "steps": steps,
+                "seconds": round(float(reached.max()) if len(reached) else 0.0),
+                "flag_rate": noisy["summary"]["flag_rate"],
+                "greedy_clears": greedy["summary"]["flag_rate"] == 1.0,
+            }
+            print(f"seed {seed}, {steps:,} steps: {done[steps]}")
+        curve.append(done[steps])
+    return curve
+
+
+def first_goal(curve: list[dict], greedy: bool) -> dict | None:
+    """The first checkpoint with >= 80% epsilon-0.05 clears (and, if ``greedy``, a greedy clear)."""
+    return next((p for p in curve if p["flag_rate"] >= GOAL_FLAG_RATE and (p["greedy_clears"] or not greedy)), None)
+
+
+def plot_flag_rate_curves(curves: dict[str, list[dict]], output: Path) -> Path:
+    """
+    Flag rate at epsilon 0.05 against env steps and against wall time, one line per labelled curve
+    (a filled dot where the greedy episode clears too).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (by_steps, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for label, curve in curves.items():
+        steps = [p["steps"] / 1000 for p in curve]
+        minutes = [p["seconds"] / 60 for p in curve]
+        rates = [100 * p["flag_rate"] for p in curve]
+        for axis, xs in ((by_steps, steps), (by_time, minutes)):
+            (line,) = axis.plot(xs, rates, marker="o", fillstyle="none", label=label)
+            greedy = [(x, rate) for x, rate, p in zip(xs, rates, curve, strict=True) if p["greedy_clears"]]
+            if greedy:
+                axis.plot(*zip(*greedy, strict=True), "o", color=line.get_color())
+    for axis, label in ((by_steps, "env steps (thousands)"), (by_time, "wall time (minutes)")):
+        axis.axhline(100 * GOAL_FLAG_RATE, color="grey", linestyle=":")
+        axis.set_xlabel(label)
+        axis.grid(alpha=0.3)
+    by_steps.set_ylabel("1-1 clears, epsilon 0.05 (%)")
+    by_steps.legend(fontsize=8)
+    figure.suptitle("Checkpoints on 1-1: filled dots also clear greedily")
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
 
 
 def first_training_flag(seed_dir: Path, algo: str) -> dict[str, float] | None:
@@ -128,6 +221,10 @@ def main() -> None:
     parser.add_argument("--params", nargs="+", default=[], help="rl-zoo3 -params overrides, e.g. gamma:0.99")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per seed's process")
     parser.add_argument("--evaluate-only", action="store_true", help="do not train: evaluate what is saved")
+    parser.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc"], help="rl-zoo3's --vec-env")
+    parser.add_argument("--one-at-a-time", action="store_true", help="train the seeds one after the other")
+    parser.add_argument("--curve", action="store_true", help="evaluate every checkpoint: flag rate over steps and time")
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other outputs whose curves to draw beside")
     args = parser.parse_args()
 
     start = time.time()
@@ -137,9 +234,10 @@ def main() -> None:
         for seed, seed_dir in seed_dirs.items():
             seed_dir.mkdir(parents=True, exist_ok=True)
             processes[seed] = start_training(seed_dir, args, seed)
+            if args.one_at_a_time:
+                wait_for_training(seed, processes.pop(seed), seed_dir)
         for seed, process in processes.items():
-            if process is not None and process.wait() != 0:
-                sys.exit(f"seed {seed}'s training failed: see {seed_dirs[seed] / 'train.log'}")
+            wait_for_training(seed, process, seed_dirs[seed])
     train_minutes = (time.time() - start) / 60
 
     results = {
@@ -148,10 +246,17 @@ def main() -> None:
         "conf": args.conf, "algo": args.algo, "params": args.params, "steps": args.steps,
         "train_wall_minutes_this_call": round(train_minutes), "seeds": {},
     }  # fmt: skip
-    rows = []
+    previous = json.loads((args.output / "results.json").read_text()) if (args.output / "results.json").is_file() else {}
+    rows, curve_rows, curves = [], [], {}
     for seed, seed_dir in seed_dirs.items():
         results["seeds"][seed] = evaluate_seed(seed_dir, args.algo, seed, args.episodes)
         rows.append(summary_row(seed, results["seeds"][seed]))
+        if args.curve:
+            known = previous.get("seeds", {}).get(str(seed), {}).get("curve", [])
+            curve = checkpoint_curve(seed_dir, args.algo, seed, args.episodes, known)
+            results["seeds"][seed]["curve"] = curve
+            curves[f"{args.output.name}, seed {seed}"] = curve
+            curve_rows.append(curve_row(seed, curve))
         runs = run_dirs(seed_dir, args.algo)
         if runs:
             tensorboard = sorted((seed_dir / "tensorboard" / ENV_ID).glob("*")) or [None]
@@ -161,7 +266,35 @@ def main() -> None:
     print(f"\n{header}")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if args.curve:
+        print("\n| seed | first checkpoint >= 80% (eps 0.05) | ... and greedy clear | last checkpoint, flag rate, greedy |")
+        print("|---|---|---|---|")
+        print("\n".join(curve_rows))
+        for other in args.compare:
+            for seed, result in json.loads((other / "results.json").read_text())["seeds"].items():
+                if result.get("curve"):
+                    curves[f"{other.name}, seed {seed}"] = result["curve"]
+        print(plot_flag_rate_curves(curves, args.output / "flag_rate_curves.png"))
     print(f"\n{args.output / 'results.json'}")
+
+
+def wait_for_training(seed: int, process: subprocess.Popen | None, seed_dir: Path) -> None:
+    """Wait for a seed's run; stop the script if it failed."""
+    if process is not None and process.wait() != 0:
+        sys.exit(f"seed {seed}'s training failed: see {seed_dir / 'train.log'}")
+
+
+def curve_row(seed: int, curve: list[dict]) -> str:
+    """One table row: steps and wall time to the goal's checkpoints, and the last checkpoint."""
+
+    def when(point: dict | None) -> str:
+        return f"{point['steps']:,} steps, {point['seconds'] / 60:.0f} min" if point else "not yet"
+
+    last = curve[-1] if curve else None
+    described = ""
+    if last:
+        described = f"{last['steps']:,}, {100 * last['flag_rate']:.0f}%, {'clears' if last['greedy_clears'] else 'no'}"
+    return f"| {seed} | {when(first_goal(curve, greedy=False))} | {when(first_goal(curve, greedy=True))} | {described} |"
 
 
 if __name__ == "__main__":
