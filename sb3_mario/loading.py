@@ -25,7 +25,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 
-from sb3_mario.dqn.policies import DuelingCnnPolicy, DuelingDQNPolicy
+from sb3_mario.dqn.policies import PRECISIONS, DuelingCnnPolicy, DuelingDQNPolicy
 
 ALGOS = ("dqn", "ddqn", "qrdqn")
 
@@ -144,6 +144,9 @@ def load_policy_safely(path: Path) -> tuple[BasePolicy, tuple[int, ...], int]:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} does not describe a Box observation / Discrete action model: {error!r}") from error
     policy_class, kwargs = _policy_class(state_dict, path)
+    precision = (data.get("policy_kwargs") or {}).get("precision")  # plain JSON: acts as it was trained to
+    if issubclass(policy_class, DuelingDQNPolicy) and precision in PRECISIONS:
+        kwargs["precision"] = precision
     low, high = (0, 255) if obs_dtype == np.uint8 else (-np.inf, np.inf)
     observation_space = spaces.Box(low, high, obs_shape, obs_dtype)
     policy = policy_class(observation_space, spaces.Discrete(n_actions), lr_schedule=lambda _: 0.0, **kwargs)

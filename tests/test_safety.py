@@ -158,6 +158,11 @@ SAFE_LOADER_CASES = {
     ),
     "dueling CNN with BatchNorm, two hidden layers": ("MarioShaped", "DuelingCnnPolicy", dict(net_arch=[256, 128])),
     "dueling MLP": ("CartPole-v1", "DuelingMlpPolicy", dict(net_arch=[32, 16])),
+    "dueling CNN in bf16 (the flag entry's precision)": (
+        "MarioShaped",
+        "DuelingCnnPolicy",
+        dict(features_extractor_kwargs=dict(batch_norm=False), precision="bf16"),
+    ),
     "DQN's CnnPolicy": ("MarioShaped", "CnnPolicy", dict(net_arch=[128])),
 }
 
@@ -171,6 +176,7 @@ def test_safe_loader_rebuilds_each_policy_kind_exactly(case: str, tmp_path) -> N
     trusted.set_training_mode(False)
     safe = load_agent(path).model
     assert type(safe) is type(trusted)
+    assert getattr(safe, "precision", None) == getattr(trusted, "precision", None)
     shape = trusted.observation_space.shape
     rng = np.random.default_rng(0)
     if env_id == "MarioShaped":
