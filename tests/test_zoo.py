@@ -8,6 +8,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+from sb3_mario.dqn.double_dqn import DoubleDQN
 from sb3_mario.dqn.policies import DuelingCnnPolicy
 from sb3_mario.envs.vec_env import PinnedSubprocVecEnv
 from sb3_mario.zoo.hook import project_config, project_hyperparams_dir
@@ -163,6 +164,17 @@ def test_enjoy_and_record_a_checkpoint_or_the_best_model_of_a_run_still_training
     out = zoo("record_video", *play, "--load-checkpoint", "200", "-n", "30", "-o", str(videos))
     assert f"statistics saved with the model: {run / 'rl_model_vecnormalize_200_steps.pkl'}" in out
     assert len(list(videos.glob("*.mp4"))) == 1
+
+
+@pytest.mark.slow
+def test_the_fast_entry_trains_with_overlapped_subprocess_envs_and_a_stop(tmp_path) -> None:
+    conf = REPO / "hyperparams" / "ddqn_fast.yml"
+    train = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", str(conf), "--vec-env", "subproc"]
+    out = zoo("train", *train, "-f", str(tmp_path), "-n", "400", "--eval-freq", "200", "--eval-episodes", "1", *SMALL)
+    assert "Success rate: 0.00%" in out  # the evaluation ran (and the untrained agent did not clear: no stop)
+    model = DoubleDQN.load(tmp_path / "ddqn" / "MarioShaped_1" / "MarioShaped.zip", device="cpu")
+    assert model.num_timesteps == 400 and model.overlap_env_steps and model.n_envs == 2
+    assert model.observation_space.shape == (4, 64, 64) and model.replay_buffer_kwargs["storage"] == "lz4"
 
 
 def test_a_flag_rate_stop_in_the_entry_follows_rl_zoo3s_evaluation(tmp_path) -> None:
