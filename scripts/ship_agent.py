@@ -7,7 +7,9 @@ Ship a trained model as a trained agent, in rl-zoo3's layout, so that anyone can
 writes ``rl-trained-agents/<algo>/<env>_1/<env>.zip`` with ``<env>/config.yml``, ``args.yml`` (from
 the model's run folder) and ``vecnormalize.pkl`` (the statistics saved with that model). The model is
 loaded and saved again with the current code, so the shipped zip names today's module paths and
-buffer arguments. A zip over 40 MB is refused (the repository keeps each shipped agent under that).
+buffer arguments, and with its exploration rate at 0: rl-zoo3's ``enjoy`` plays ``ddqn`` with
+``predict(deterministic=False)``, which would otherwise take the rate the run had when it saved.
+A zip over 40 MB is refused (the repository keeps each shipped agent under that).
 """
 
 import argparse
@@ -47,6 +49,7 @@ def main() -> None:
     if any(name in kwargs for name in LEGACY_STORAGE):
         legacy = {name: kwargs.pop(name) for name in LEGACY_STORAGE if name in kwargs}
         kwargs["storage"] = storage_of_legacy_arguments(**legacy)
+    model.exploration_rate = 0.0  # plays greedily however it is asked to predict
     (destination / ENV_ID).mkdir(parents=True)
     model.save(destination / f"{ENV_ID}.zip")
     for name in ("config.yml", "args.yml"):

@@ -1,0 +1,59 @@
+"""The trained agents shipped in rl-trained-agents/: they load, safely and with SB3, and they play."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sb3_mario  # noqa: F401  (registers MarioShaped)
+from sb3_mario import evaluate
+from sb3_mario.dqn.double_dqn import DoubleDQN
+from sb3_mario.loading import load_agent
+from tests.zoo_runner import REPO, zoo
+
+AGENTS = REPO / "rl-trained-agents"
+FLAG_AGENT = AGENTS / "ddqn" / "MarioShaped_1"  # the 1-1 agent: its card is README.md there
+
+
+def greedy_observations(agent, steps: int) -> list[np.ndarray]:
+    """The first ``steps`` observations of the agent's greedy episode on its stage."""
+    env = gym.make("MarioShaped", **agent.env_kwargs)
+    observation, _ = env.reset(seed=0)
+    observations = [observation]
+    for _ in range(steps):
+        observation, _, terminated, _, _ = env.step(int(agent.model.predict(observation, deterministic=True)[0]))
+        observations.append(observation)
+        if terminated:
+            break
+    env.close()
+    return observations
+
+
+def test_the_shipped_agent_fits_its_card_and_size_limit() -> None:
+    assert (FLAG_AGENT / "README.md").is_file()
+    assert (FLAG_AGENT / "MarioShaped.zip").stat().st_size <= 40 * 2**20
+    for name in ("config.yml", "args.yml", "vecnormalize.pkl"):
+        assert (FLAG_AGENT / "MarioShaped" / name).is_file(), name
+
+
+def test_the_safe_loader_and_sb3s_load_choose_the_same_actions() -> None:
+    safe = load_agent(FLAG_AGENT)  # never unpickles; the run folder's env arguments
+    trusted = DoubleDQN.load(FLAG_AGENT / "MarioShaped.zip", device="cpu")
+    observations = np.stack(greedy_observations(safe, steps=60))
+    safe_actions = safe.model.predict(observations, deterministic=True)[0]
+    np.testing.assert_array_equal(safe_actions, trusted.predict(observations, deterministic=True)[0])
+    assert len(set(safe_actions.tolist())) > 1  # a policy that plays, not one button
+
+
+@pytest.mark.slow
+def test_the_shipped_agent_clears_1_1_greedily() -> None:
+    agent = load_agent(FLAG_AGENT)
+    report = evaluate.evaluate(agent, ["1-1"], 1, 0.0, seed=0, progress_bar=False)
+    (episode,) = report["levels"]["1-1"]["agent"]["episodes"]
+    assert episode["flag"] and episode["cause"] == "flag", episode
+
+
+@pytest.mark.slow
+def test_rl_zoo3_enjoy_plays_the_shipped_agent_to_the_flag() -> None:
+    out = zoo("enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(AGENTS), "--no-render", "-n", "1000")
+    assert f"Loading {AGENTS / 'ddqn' / 'MarioShaped_1' / 'MarioShaped.zip'}" in out
+    assert "Success rate: 100.00%" in out  # every episode it finished reached the flag
