@@ -119,7 +119,8 @@ def test_world_entry_trains_one_agent_on_several_stages(tmp_path) -> None:
     import zipfile
 
     import pandas as pd
-    from zoo_runner import SMALL, zoo
+
+    from tests.zoo_runner import SMALL, zoo
 
     conf = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", "hyperparams/ddqn_world1.yml", "--seed", "0"]
     zoo("train", *conf, "-n", "800", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
