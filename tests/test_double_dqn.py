@@ -428,3 +428,12 @@ def test_a_checkpoint_taken_while_training_overlaps_pickles_no_training_machiner
     assert data["overlap_env_steps"] is True
     assert not {"_deferred_training", "_stepping_env"} & set(data)
     assert DoubleDQN.load(tmp_path / "mid_run.zip", device="cpu").num_timesteps == 20
+
+
+def test_a_saved_model_with_the_contradictory_pair_still_loads(tmp_path) -> None:
+    # Trained before the pair was refused: it plays and trains on (uniformly, as it did), it is not lost.
+    model = cartpole_model()
+    model.replay_buffer_class = PrioritizedReplayBuffer  # what such a model saved
+    model.save(tmp_path / "old.zip")
+    loaded = DoubleDQN.load(tmp_path / "old.zip", env=make_vec_env("CartPole-v1"), device="cpu")
+    assert loaded.replay_buffer_class is PrioritizedReplayBuffer and not loaded.prioritized_replay

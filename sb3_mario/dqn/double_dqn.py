@@ -128,6 +128,14 @@ class DoubleDQN(DQN):
             device=device,
             _init_setup_model=False,
         )
+        # Refused when asked for, not when a saved model is loaded (load() passes no buffer class here).
+        prioritized_class = replay_buffer_class is not None and issubclass(replay_buffer_class, PrioritizedReplayBuffer)
+        if prioritized_class and not prioritized_replay:
+            raise ValueError(
+                f"replay_buffer_class={replay_buffer_class.__name__} with prioritized_replay=False would sample "
+                "uniformly and never update its priorities: set prioritized_replay=True (it picks that buffer), "
+                "or use CompressedReplayBuffer for uniform replay"
+            )
         for name, value in (
             ("prioritized_replay_beta", prioritized_replay_beta),
             ("prioritized_replay_final_beta", prioritized_replay_final_beta),
@@ -147,15 +155,6 @@ class DoubleDQN(DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        prioritized_class = self.replay_buffer_class is not None and issubclass(
-            self.replay_buffer_class, PrioritizedReplayBuffer
-        )
-        if prioritized_class and not self.prioritized_replay:
-            raise ValueError(
-                f"replay_buffer_class={self.replay_buffer_class.__name__} with prioritized_replay=False would sample "
-                "uniformly and never update its priorities: set prioritized_replay=True (it picks that buffer), "
-                "or use CompressedReplayBuffer for uniform replay"
-            )
         if self.prioritized_replay:
             if self.replay_buffer_class is None:
                 self.replay_buffer_class = PrioritizedReplayBuffer
