@@ -59,20 +59,29 @@ def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subpr
     return launch_or_resume(seed_dir, command, args)
 
 
-def wall_seconds(seed_dir: Path, algo: str) -> pd.DataFrame:
+def training_episodes(seed_dir: Path, algo: str) -> pd.DataFrame:
     """
-    Env steps done and wall seconds since the first run started, at the end of every training episode
-    (a continued run's clock goes on from where the previous run's stopped).
+    Every training episode of the seed's runs: env steps done and wall seconds since the first run
+    started at its end (a continued run's clock goes on from where the previous run's stopped), and
+    whether it reached the flag.
     """
     frames, steps_before, seconds_before = [], 0, 0.0
     for run in run_dirs(seed_dir, algo):
         if not any(run.glob("*monitor.csv")):
             continue
         episodes = read_monitor_episodes(run)
-        frames.append(pd.DataFrame({"steps": steps_before + episodes["steps"], "seconds": seconds_before + episodes["t"]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "steps": steps_before + episodes["steps"],
+                    "seconds": seconds_before + episodes["t"],
+                    "flag": episodes["flag_get"].astype(str).str.lower().eq("true"),
+                }
+            )
+        )
         steps_before += int(episodes["l"].sum())
         seconds_before += float(episodes["t"].max())
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"steps": [], "seconds": []})
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"steps": [], "seconds": [], "flag": []})
 
 
 def checkpoint_curve(seed_dir: Path, algo: str, seed: int, n_episodes: int, known: list[dict]) -> list[dict]:
@@ -83,7 +92,7 @@ def checkpoint_curve(seed_dir: Path, algo: str, seed: int, n_episodes: int, know
     :param known: Points evaluated before (results.json), by env steps: not evaluated again.
     """
     done = {point["steps"]: point for point in known}
-    clock = wall_seconds(seed_dir, algo)
+    clock = training_episodes(seed_dir, algo)
     curve = []
     for steps, path in checkpoints(seed_dir, algo):
         if steps not in done:
@@ -142,18 +151,11 @@ def plot_flag_rate_curves(curves: dict[str, list[dict]], output: Path) -> Path:
 
 def first_training_flag(seed_dir: Path, algo: str) -> dict[str, float] | None:
     """Env steps and wall seconds (from the run's start) to the first training episode that reached the flag."""
-    steps_before, seconds_before = 0, 0.0
-    for run in run_dirs(seed_dir, algo):
-        if not any(run.glob("*monitor.csv")):
-            continue
-        episodes = read_monitor_episodes(run)
-        flags = episodes.index[episodes["flag_get"].astype(str).str.lower().eq("true")]
-        if len(flags):
-            episode = episodes.loc[flags[0]]
-            return {"steps": int(steps_before + episode["steps"]), "seconds": round(seconds_before + float(episode["t"]))}
-        steps_before += int(episodes["l"].sum())
-        seconds_before += float(episodes["t"].iloc[-1]) if len(episodes) else 0.0
-    return None
+    episodes = training_episodes(seed_dir, algo)
+    flags = episodes[episodes["flag"].astype(bool)]
+    if flags.empty:
+        return None
+    return {"steps": int(flags["steps"].iloc[0]), "seconds": round(float(flags["seconds"].iloc[0]))}
 
 
 def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, Path]:
