@@ -228,6 +228,9 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true", help="evaluate every checkpoint: flag rate over steps and time")
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other outputs whose curves to draw beside")
     args = parser.parse_args()
+    missing = [str(other) for other in args.compare if not (other / "results.json").is_file()]
+    if missing:
+        parser.error(f"--compare {' '.join(missing)}: no results.json there (an output of this script)")
 
     start = time.time()
     seed_dirs = {seed: args.output / f"seed_{seed}" for seed in args.seeds}
