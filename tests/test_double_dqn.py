@@ -148,6 +148,8 @@ def test_compressed_buffer_with_sb3_dqn_gets_n_steps_from_double_dqn() -> None:
     [
         (dict(prioritized_replay=True, replay_buffer_class=CompressedReplayBuffer), "needs a PrioritizedReplayBuffer"),
         (dict(prioritized_replay_beta=1.5), r"prioritized_replay_beta=1.5 must be in \[0, 1\]"),
+        (dict(random_shift=-1), "random_shift=-1 must be a whole number of pixels >= 0"),
+        (dict(random_shift=2.5), "random_shift=2.5 must be a whole number of pixels >= 0"),
         (
             dict(replay_buffer_class=PrioritizedReplayBuffer),  # prioritized_replay=False: priorities never updated
             "replay_buffer_class=PrioritizedReplayBuffer with prioritized_replay=False would sample uniformly",
@@ -368,6 +370,7 @@ NOT_DEFAULT = {
     "prioritized_replay_final_beta": (0.9, lambda m: m.prioritized_replay_final_beta),
     "prioritized_replay_eps": (1e-4, lambda m: m.prioritized_replay_eps),
     "overlap_env_steps": (True, lambda m: m.overlap_env_steps),
+    "random_shift": (2, lambda m: m.random_shift),
     "stats_window_size": (17, lambda m: m._stats_window_size),
     "tensorboard_log": ("tb-logs", lambda m: m.tensorboard_log),
     "policy_kwargs": (dict(net_arch=[6]), lambda m: m.policy.net_arch),

@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
+from sb3_mario.dqn.augmentation import random_shift
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 from sb3_mario.dqn.overlap import DeferredTraining, TrainWhileStepping
 
@@ -26,7 +27,7 @@ SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 
 class DoubleDQN(DQN):
     """
-    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with three options:
+    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with four options:
 
     - **Double DQN** (van Hasselt et al., 2016), on by default: the online network chooses the next
       action and the target network values it, ``r + gamma * Q_target(s', argmax_a Q(s', a))``,
@@ -40,6 +41,10 @@ class DoubleDQN(DQN):
       the gradient steps due after a rollout run while subprocess envs (``SubprocVecEnv``, rl-zoo3's
       ``--vec-env subproc``) play the next step (:mod:`sb3_mario.dqn.overlap`). The last gradient
       steps of ``learn`` run before it returns.
+    - **Random shifts** (DrQ, Kostrikov et al., 2021), off by default: ``random_shift=4`` moves each
+      replayed observation and next observation by its own random offset of up to 4 pixels
+      (:func:`~sb3_mario.dqn.augmentation.random_shift`) before the TD target and loss: acting sees
+      the frames as they are.
 
     Prioritized replay is asked for one way, ``prioritized_replay=True``: a
     :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` given as ``replay_buffer_class`` without
@@ -60,6 +65,7 @@ class DoubleDQN(DQN):
     :param prioritized_replay_final_beta: ... at the end of training.
     :param prioritized_replay_eps: Added to ``|TD error|`` to make a priority.
     :param overlap_env_steps: Train while the envs step (see above).
+    :param random_shift: Largest random shift of replayed image observations, in pixels (0: none).
 
     The other parameters are ``DQN``'s, with the same defaults.
     """
@@ -92,6 +98,7 @@ class DoubleDQN(DQN):
         prioritized_replay_final_beta: float = 1.0,
         prioritized_replay_eps: float = 1e-6,
         overlap_env_steps: bool = False,
+        random_shift: int = 0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -142,6 +149,8 @@ class DoubleDQN(DQN):
         ):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r} must be in [0, 1]")
+        if isinstance(random_shift, bool) or not isinstance(random_shift, int) or random_shift < 0:
+            raise ValueError(f"random_shift={random_shift!r} must be a whole number of pixels >= 0 (0: no augmentation)")
         self.double_q = double_q
         self.prioritized_replay = prioritized_replay
         self.prioritized_replay_alpha = prioritized_replay_alpha
@@ -149,6 +158,7 @@ class DoubleDQN(DQN):
         self.prioritized_replay_final_beta = prioritized_replay_final_beta
         self.prioritized_replay_eps = prioritized_replay_eps
         self.overlap_env_steps = overlap_env_steps
+        self.random_shift = random_shift
         self._deferred_training: DeferredTraining | None = None  # inside learn() with overlap_env_steps
         self._stepping_env: TrainWhileStepping | None = None
         if _init_setup_model:
@@ -272,12 +282,15 @@ class DoubleDQN(DQN):
             else:
                 replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            # Independent shifts of both ends of a transition, as DrQ's (K=1, M=1) variant for Atari.
+            observations = random_shift(replay_data.observations, self.random_shift)
+            next_observations = random_shift(replay_data.next_observations, self.random_shift)
 
             with th.no_grad():
-                next_q_values = self.next_q_values(replay_data.next_observations)
+                next_q_values = self.next_q_values(next_observations)
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
-            current_q_values = th.gather(self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long())
+            current_q_values = th.gather(self.q_net(observations), dim=1, index=replay_data.actions.long())
             sample_losses = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
             if self.prioritized_replay:
                 loss = (replay_data.weights * sample_losses).mean()
