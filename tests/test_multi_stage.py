@@ -125,7 +125,7 @@ def test_world_entry_trains_one_agent_on_several_stages(tmp_path) -> None:
     conf = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", "hyperparams/ddqn_world1.yml", "--seed", "0"]
     zoo("train", *conf, "-n", "800", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
     run = tmp_path / "ddqn" / "MarioShaped_1"
-    episodes = pd.read_csv(run / "0.monitor.csv", skiprows=1)
+    episodes = pd.concat([pd.read_csv(path, skiprows=1) for path in run.glob("*.monitor.csv")])  # one per env
     assert set(episodes["level"]) <= {"1-1", "1-2", "1-3", "1-4"} and episodes["level"].nunique() >= 2
     with zipfile.ZipFile(run / "MarioShaped.zip") as archive:
         frontiers = json.loads(archive.read("data"))["adaptive_epsilon_state"]["frontiers"]
