@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 
 from sb3_mario.dqn.policies import PRECISIONS, DuelingCnnPolicy, DuelingDQNPolicy
+from sb3_mario.envs.mario import evaluation_env_kwargs
 
 ALGOS = ("dqn", "ddqn", "qrdqn")
 
@@ -169,14 +170,17 @@ _RunConfigLoader.add_constructor(
 
 
 def _run_env_kwargs(params_dir: Path) -> dict[str, Any]:
-    """``env_kwargs`` of an rl-zoo3 run, as rl-zoo3's enjoy merges them: the config's, then the command line's."""
+    """
+    ``env_kwargs`` of an rl-zoo3 run, as rl-zoo3's enjoy merges them (the config's, then the command
+    line's), without the training-only ones: the env its models are evaluated on.
+    """
     env_kwargs: dict[str, Any] = {}
     for name in ("config.yml", "args.yml"):
         file = params_dir / name
         if file.is_file():
             content = yaml.load(file.read_text(), Loader=_RunConfigLoader) or {}
             env_kwargs.update(content.get("env_kwargs") or {})
-    return env_kwargs
+    return evaluation_env_kwargs(env_kwargs)
 
 
 def resolve_model_path(path: str | Path, best: bool = False) -> tuple[Path, Path | None]:

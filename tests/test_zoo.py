@@ -55,6 +55,7 @@ def test_experiment_manager_pins_mario_workers(tmp_path, env_id: str, vec_env: s
         ({}, {"actions": "right_only"}),  # the entry's own
         ({"level": "1-2"}, {"actions": "right_only", "level": "1-2"}),  # merged, not replaced
         ({"actions": "simple"}, {"actions": "simple"}),  # the command line's key wins
+        ({"frontier_starts": 0.5}, {"actions": "right_only", "frontier_starts": 0.5}),  # training only: below
     ],
 )
 def test_entry_env_kwargs_reach_every_env_and_args_yml(tmp_path, command_line: dict, expected: dict) -> None:
@@ -63,8 +64,10 @@ def test_entry_env_kwargs_reach_every_env_and_args_yml(tmp_path, command_line: d
     manager = ExperimentManager(args, "ddqn", "MarioShaped", str(tmp_path), env_kwargs=dict(command_line))
     hyperparams, saved_hyperparams = manager.read_hyperparameters()
     assert hyperparams["env_kwargs"] == saved_hyperparams["env_kwargs"] == expected
-    # The evaluation env and args.yml (which record_video reads) get the same, not only the training envs.
-    assert manager.eval_env_kwargs == expected and manager.args.env_kwargs == expected
+    # The evaluation env and args.yml (which record_video reads) get the same, not only the training envs;
+    # evaluations start at the stage's start.
+    assert manager.args.env_kwargs == expected
+    assert manager.eval_env_kwargs == {key: value for key, value in expected.items() if key != "frontier_starts"}
 
 
 @pytest.mark.slow

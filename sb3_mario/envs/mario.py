@@ -11,6 +11,7 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 
+from sb3_mario.envs.frontier_starts import FrontierStarts
 from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward
 from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
 from sb3_mario.envs.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
@@ -25,6 +26,9 @@ ACTION_SETS: dict[str, list[list[str]]] = {
 }
 
 RENDER_MODES = (None, "rgb_array", "human")
+
+# Arguments that shape training episodes only: evaluation starts every episode at its stage's start.
+TRAINING_ONLY_KWARGS = ("frontier_starts",)
 
 # frame_skip is the env's own argument: the reward takes it from there.
 REWARD_CONSTANTS = tuple(name for name in inspect.signature(ShapedReward).parameters if name != "frame_skip")
@@ -58,6 +62,7 @@ def make_mario_shaped(
     render_mode: str | None = None,
     stage_order: str = "random",
     fresh_jumps: bool = True,
+    frontier_starts: float = 0.0,
     **reward_constants: float,
 ) -> gym.Env:
     """
@@ -83,6 +88,9 @@ def make_mario_shaped(
     :param fresh_jumps: A jump action on the ground always jumps, also right after a step that
         held A (``False``: the notebook's held buttons, after which a jump needs a step without A
         first; :class:`sb3_mario.envs.wrappers.ShapedFrameSkip`).
+    :param frontier_starts: Share of the episodes that start from a snapshot along the stage's best
+        run so far instead of its start (:class:`sb3_mario.envs.frontier_starts.FrontierStarts`);
+        training only (:func:`evaluation_env_kwargs`).
     :param reward_constants: Any constructor argument of :class:`sb3_mario.envs.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
         (:func:`sb3_mario.envs.stages.stage_constants`).
@@ -112,8 +120,20 @@ def make_mario_shaped(
         env = StageSampler(env, levels, order=stage_order)
     reward = rewards if len(levels) > 1 else rewards[levels[0]]  # one rule per stage, or the stage's own
     env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack, fresh_jumps=fresh_jumps)
+    if frontier_starts:
+        env = FrontierStarts(env, probability=frontier_starts)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
+
+
+def evaluation_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    A training run's ``MarioShaped`` arguments without the training-only ones (:data:`TRAINING_ONLY_KWARGS`):
+    the env every evaluation, replay and video of its models plays.
+
+    :param env_kwargs: The run's env arguments.
+    """
+    return {key: value for key, value in env_kwargs.items() if key not in TRAINING_ONLY_KWARGS}
 
 
 def register_mario_envs() -> None:

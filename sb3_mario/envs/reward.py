@@ -145,11 +145,12 @@ class ShapedReward:
         """
         Start a new episode.
 
-        :param x_pos: Mario's x position after the reset (40 on every stage): progress is counted from here.
+        :param x_pos: Mario's x position after the reset (40 on every stage's start): progress is counted from here.
         """
         self.max_x = x_pos
         self.stall_frames = 0
-        self.checkpoint_reached = False
+        # An episode started past the halfway point (from a snapshot) has no checkpoint bonus left to earn.
+        self.checkpoint_reached = self.checkpoint_x is not None and x_pos > self.checkpoint_x
 
     def stall_penalty(self, y_pos: float) -> float:
         """

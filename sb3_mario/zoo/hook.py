@@ -41,7 +41,7 @@ import sb3_mario
 import sb3_mario.dqn.buffers  # noqa: F401  (named by hyperparameter files)
 from sb3_mario.callbacks import StopTrainingOnFlagRate
 from sb3_mario.dqn.double_dqn import DoubleDQN
-from sb3_mario.envs.mario import MARIO_ENV_IDS
+from sb3_mario.envs.mario import MARIO_ENV_IDS, evaluation_env_kwargs
 from sb3_mario.envs.stages import parse_levels
 from sb3_mario.envs.vec_env import LeanVecNormalize, PinnedSubprocVecEnv
 from sb3_mario.zoo import tuning
@@ -144,7 +144,8 @@ def _check_keys(original_read):
         # rl-zoo3 lets --env-kwargs replace an entry's env_kwargs wholesale, builds the evaluation env
         # without the entry's, and saves only the command line's in args.yml, which record_video reads:
         # a `actions: right_only` entry would be evaluated and replayed with another action set.
-        # Merge instead (the command line's keys win) and use the result everywhere.
+        # Merge instead (the command line's keys win) and use the result everywhere, but for the
+        # training-only arguments (frontier starts): evaluations start at the stage's start.
         command_line_env_kwargs, self.env_kwargs = self.env_kwargs, {}
         hyperparams, saved_hyperparams = original_read(self)
         self.env_kwargs = command_line_env_kwargs
@@ -152,8 +153,8 @@ def _check_keys(original_read):
             env_kwargs = {**hyperparams["env_kwargs"], **command_line_env_kwargs}
             hyperparams["env_kwargs"] = saved_hyperparams["env_kwargs"] = env_kwargs
             self.args.env_kwargs = env_kwargs
-            if self._eval_env_kwargs_args is None:
-                self.eval_env_kwargs = env_kwargs
+        if self._eval_env_kwargs_args is None:
+            self.eval_env_kwargs = evaluation_env_kwargs(hyperparams.get("env_kwargs", self.env_kwargs))
         try:
             check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
             if "level" in (hyperparams.get("env_kwargs") or {}):
@@ -324,6 +325,9 @@ def _remember_played_model(original_get_model_path):
 def _test_env_with_model_statistics(original_create_test_env):
     @functools.wraps(original_create_test_env)
     def create_test_env(*args, stats_path: str | None = None, hyperparams: dict | None = None, **kwargs):
+        env_id = args[0] if args else kwargs.get("env_id")
+        if env_id in MARIO_ENV_IDS and kwargs.get("env_kwargs"):
+            kwargs["env_kwargs"] = evaluation_env_kwargs(kwargs["env_kwargs"])  # played from the stage's start
         statistics = model_statistics(_PLAYED_MODEL[0]) if _PLAYED_MODEL else None
         if statistics is None or not (hyperparams or {}).get("normalize"):
             return original_create_test_env(*args, stats_path=stats_path, hyperparams=hyperparams, **kwargs)
