@@ -23,6 +23,8 @@ class MarioEpisodeStatsCallback(BaseCallback):
     window: mean and max ``max_x``, and the rates of flags, deaths and stall time-outs. With
     several stages (``info["level"]``), also each stage's mean ``max_x`` and flag rate over its own
     last ``window`` episodes (``mario/<stage>/ep_max_x_mean``, ``mario/<stage>/flag_rate``).
+    Episodes started from a snapshot (``info["frontier_start"]``, :mod:`sb3_mario.envs.frontier_starts`)
+    are left out: the statistics stay those of episodes from the stage's start, comparable across runs.
 
     :param window: Number of most recent episodes the statistics cover.
     :param verbose: Verbosity level.
@@ -37,7 +39,11 @@ class MarioEpisodeStatsCallback(BaseCallback):
         self.stage_flags: dict[str, deque[bool]] = {}
 
     def _on_step(self) -> bool:
-        ended = [info for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True) if done]
+        ended = [
+            info
+            for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True)
+            if done and not info.get("frontier_start", False)
+        ]
         for info in ended:
             self.max_x.append(info["max_x"])
             self.causes.append(info.get("termination_cause"))

@@ -8,6 +8,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate
@@ -245,6 +246,22 @@ def test_episode_stats_per_stage() -> None:
     logged = model.logger.name_to_value
     assert (logged["mario/1-1/ep_max_x_mean"], logged["mario/1-2/ep_max_x_mean"]) == (200.0, 80.0)
     assert (logged["mario/1-1/flag_rate"], logged["mario/1-2/flag_rate"]) == (0.0, 0.5)  # each stage's last 2
+
+
+def test_episode_stats_leave_out_episodes_started_from_a_snapshot() -> None:
+    model = DQN("MlpPolicy", "CartPole-v1", learning_starts=10_000, seed=0)
+    model.set_logger(configure(None, []))
+    stats = MarioEpisodeStatsCallback(window=10)
+    stats.init_callback(model)
+    ends = [
+        dict(max_x=900, termination_cause="death", level="1-1"),
+        dict(max_x=3161, termination_cause="flag", level="1-1", frontier_start=True),  # started at x = 2800
+        dict(max_x=700, termination_cause="stall", level="1-1", frontier_start=False),
+    ]
+    stats.update_locals({"infos": ends, "dones": np.ones(3, dtype=bool)})
+    stats.on_step()
+    assert list(stats.max_x) == [900, 700] and list(stats.causes) == ["death", "stall"]
+    assert model.logger.name_to_value["mario/flag_rate"] == 0.0
 
 
 @pytest.mark.parametrize(
