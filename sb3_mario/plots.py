@@ -3,11 +3,18 @@ Plots of training and evaluation, as PNG.
 
     python -m sb3_mario.plots curves logs/dqn/MarioShaped_1 --tensorboard logs/tensorboard/MarioShaped/DQN_1
     python -m sb3_mario.plots progress logs/dqn/MarioShaped_1/evaluation.json
+    python -m sb3_mario.plots stages logs/ddqn/MarioShaped_1
+
 
 ``curves``: episode reward, ``max_x`` and flag rate against env steps, from the run's Monitor CSV files
 (``max_x`` and ``flag_get`` are Monitor columns in the project's hyperparameter files; older runs fall
 back on TensorBoard's ``mario/*`` scalars), and epsilon from TensorBoard's ``rollout/exploration_rate``.
 ``progress``: how far each policy got on each level of an evaluation report.
+``stages``: per stage of a multi-stage run (the Monitor's ``level`` column), flag rate and ``max_x``
+against env steps.
+
+Episodes started from a snapshot (``frontier_starts``; the Monitor's ``frontier_start`` column) are
+left out of the ``max_x`` and flag curves: those count from the stage's start.
 """
 
 import argparse
@@ -25,9 +32,10 @@ import pandas as pd  # noqa: E402
 
 def read_monitor_episodes(*run_dirs: Path) -> pd.DataFrame:
     """
-    Every episode of a run's Monitor CSV files, in time order, with the env steps done at its end.
-    Several folders are a run and its continuations (rl-zoo3 ``-i`` writes each to a new folder),
-    read one after the other: their steps add up.
+    Every episode of a run's Monitor CSV files, in time order, with the env steps done at its end
+    (``steps``), whether it started at the stage's start (``from_start``) and, with a ``flag_get``
+    column, whether it reached the flag (``flag``, 0 or 1). Several folders are a run and its
+    continuations (rl-zoo3 ``-i`` writes each to a new folder), read one after the other: their steps add up.
 
     :param run_dirs: rl-zoo3 run folders (each holds ``*.monitor.csv``, one per env).
     """
@@ -39,6 +47,11 @@ def read_monitor_episodes(*run_dirs: Path) -> pd.DataFrame:
         runs.append(pd.concat([pd.read_csv(file, skiprows=1) for file in files]).sort_values("t", kind="stable"))
     episodes = pd.concat(runs, ignore_index=True)
     episodes["steps"] = episodes["l"].cumsum()
+    # Monitor CSVs hold booleans as text; a run without frontier starts has no such column.
+    started_along = episodes.get("frontier_start", pd.Series(False, index=episodes.index))
+    episodes["from_start"] = ~started_along.astype(str).str.lower().eq("true")
+    if "flag_get" in episodes:
+        episodes["flag"] = episodes["flag_get"].astype(str).str.lower().eq("true").astype(float)
     return episodes
 
 
@@ -61,7 +74,8 @@ def plot_learning_curves(
     run_dir: Path | Sequence[Path], output: Path, tensorboard_dir: Path | None = None, window: int = 50
 ) -> Path:
     """
-    Episode reward, ``max_x``, flag rate and epsilon against env steps, as one PNG.
+    Episode reward, ``max_x``, flag rate and epsilon against env steps, as one PNG (episodes from the
+    stage's start).
 
     :param run_dir: rl-zoo3 run folder, or a run's folder followed by those of its continuations.
     :param output: PNG path.
@@ -75,7 +89,8 @@ def plot_learning_curves(
         if tensorboard_dir is not None
         else {}
     )
-    rolling = lambda column: episodes[column].astype(float).rolling(window, min_periods=1).mean()  # noqa: E731
+    from_start = episodes[episodes["from_start"]]
+    rolling = lambda column: from_start[column].astype(float).rolling(window, min_periods=1).mean()  # noqa: E731
     fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
     continued = f" (continued in {', '.join(run.name for run in run_dirs[1:])})" if len(run_dirs) > 1 else ""
     fig.suptitle(f"{run_dirs[0].name}{continued}: {len(episodes)} episodes, {int(episodes['steps'].iloc[-1]):,} steps")
@@ -85,8 +100,8 @@ def plot_learning_curves(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if column is not None and column in episodes:
-            ax.plot(episodes["steps"], episodes[column].astype(float), ".", alpha=0.25, markersize=3, label="episode")
-            ax.plot(episodes["steps"], rolling(column), label=f"mean of last {window}")
+            ax.plot(from_start["steps"], from_start[column].astype(float), ".", alpha=0.25, markersize=3, label="episode")
+            ax.plot(from_start["steps"], rolling(column), label=f"mean of last {window}")
             ax.legend(loc="best", fontsize=8)
         elif tag is not None and tag in scalars:
             ax.plot(scalars[tag]["step"], scalars[tag]["value"], label=tag)
@@ -96,13 +111,61 @@ def plot_learning_curves(
 
     panel(axes[0, 0], "Episode reward", "r", None, "reward")
     panel(axes[0, 1], "Furthest x reached (max_x)", "max_x", "mario/ep_max_x_mean", "x position")
-    if "flag_get" in episodes:
-        episodes["flag"] = episodes["flag_get"].astype(str).str.lower().eq("true").astype(float)
     axes[1, 0].set_ylim(-0.05, 1.05)
     panel(axes[1, 0], "Flag rate (1 = flag reached)", "flag", "mario/flag_rate", "fraction of episodes")
     panel(axes[1, 1], "Exploration (epsilon used)", None, "rollout/exploration_rate", "epsilon")
     for ax in axes[1]:
         ax.set_xlabel("env steps")
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
+def stage_curves(episodes: pd.DataFrame, window: int) -> dict[str, pd.DataFrame]:
+    """
+    Per stage, at the end of each of its episodes from the start: the run's env steps, and the flag
+    rate and mean ``max_x`` of the stage's last ``window`` such episodes.
+
+    :param episodes: :func:`read_monitor_episodes` of a multi-stage run.
+    :param window: Episodes of a stage in each mean.
+    """
+    curves = {}
+    for level, stage in episodes[episodes["from_start"]].groupby("level"):
+        rolling = stage.rolling(window, min_periods=1)
+        curves[str(level)] = pd.DataFrame(
+            {"steps": stage["steps"], "flag_rate": rolling["flag"].mean(), "max_x": rolling["max_x"].mean()}
+        ).reset_index(drop=True)
+    return curves
+
+
+def plot_stage_curves(run_dir: Path | Sequence[Path], output: Path, window: int = 50) -> Path:
+    """
+    Per stage of a multi-stage run: flag rate and ``max_x`` (means over the stage's last ``window``
+    episodes from its start) against the run's env steps, as one PNG.
+
+    :param run_dir: rl-zoo3 run folder, or a run's folder followed by those of its continuations.
+    :param output: PNG path.
+    :param window: Episodes of a stage in each rolling mean.
+    """
+    run_dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
+    episodes = read_monitor_episodes(*run_dirs)
+    if "level" not in episodes or "flag" not in episodes:
+        raise ValueError(
+            f"{run_dirs[0]}'s Monitor files have no level/flag_get columns (ddqn_world1.yml's monitor_kwargs has them)"
+        )
+    fig, (flags, progress) = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
+    for level, curve in stage_curves(episodes, window).items():
+        flags.plot(curve["steps"], curve["flag_rate"], label=f"{level} ({len(curve)} episodes)")
+        progress.plot(curve["steps"], curve["max_x"], label=level)
+    flags.set_ylim(-0.05, 1.05)
+    for ax, title in ((flags, "Flag rate"), (progress, "Furthest x reached (max_x)")):
+        ax.set_title(f"{title}, mean of the stage's last {window} episodes")
+        ax.set_xlabel("env steps (all stages)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(f"{run_dirs[-1].name}: training episodes from each stage's start, {int(episodes['steps'].iloc[-1]):,} steps")
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=100)
@@ -171,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     curves.add_argument("--tensorboard", type=Path, default=None, help="the run's TensorBoard folder (for epsilon)")
     curves.add_argument("--window", type=int, default=50, help="episodes per rolling mean")
     curves.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/learning_curves.png)")
+    stages = commands.add_parser("stages", help="per-stage learning curves of a multi-stage run")
+    stages.add_argument("run_dir", type=Path, nargs="+", help="a run folder, then those of its continuations (-i)")
+    stages.add_argument("--window", type=int, default=50, help="episodes of a stage per rolling mean")
+    stages.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/stage_curves.png)")
     progress = commands.add_parser("progress", help="level progress from an evaluation JSON")
     progress.add_argument("report", type=Path)
     progress.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: beside the report)")
@@ -181,6 +248,11 @@ def main(argv: list[str] | None = None) -> None:
                 args.run_dir, args.output or args.run_dir[-1] / "learning_curves.png", args.tensorboard, args.window
             )
         except FileNotFoundError as error:  # not a run folder, no TensorBoard events
+            parser.error(str(error))
+    elif args.command == "stages":
+        try:
+            path = plot_stage_curves(args.run_dir, args.output or args.run_dir[-1] / "stage_curves.png", args.window)
+        except (FileNotFoundError, ValueError) as error:  # not a run folder, not a multi-stage run
             parser.error(str(error))
     else:
         if not args.report.is_file():

@@ -63,7 +63,7 @@ def training_episodes(seed_dir: Path, algo: str) -> pd.DataFrame:
     """
     Every training episode of the seed's runs: env steps done and wall seconds since the first run
     started at its end (a continued run's clock goes on from where the previous run's stopped), and
-    whether it reached the flag.
+    whether it reached the flag from the stage's start (not from a frontier start's snapshot).
     """
     frames, steps_before, seconds_before = [], 0, 0.0
     for run in run_dirs(seed_dir, algo):
@@ -75,7 +75,7 @@ def training_episodes(seed_dir: Path, algo: str) -> pd.DataFrame:
                 {
                     "steps": steps_before + episodes["steps"],
                     "seconds": seconds_before + episodes["t"],
-                    "flag": episodes["flag_get"].astype(str).str.lower().eq("true"),
+                    "flag": episodes["flag"].astype(bool) & episodes["from_start"],  # flags from the start only
                 }
             )
         )

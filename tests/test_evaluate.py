@@ -214,6 +214,26 @@ def test_curves_of_a_continued_run_add_up_its_steps(tmp_path) -> None:
     assert Image.open(tmp_path / "curves.png").size == (1200, 700)
 
 
+def test_stage_curves_count_episodes_from_each_stages_start(tmp_path) -> None:
+    header = '#{"t_start": 0, "env_id": "MarioShaped"}\nr,l,t,max_x,flag_get,level,frontier_start\n'
+    rows = [
+        "1.0,10,1.0,3161,True,1-1,False",
+        "1.0,10,2.0,900,False,1-2,False",
+        "1.0,10,3.0,3161,True,1-1,True",  # from a snapshot: left out of the curves, its steps counted
+        "1.0,10,4.0,700,False,1-1,False",
+    ]
+    (tmp_path / "0.monitor.csv").write_text(header + "\n".join(rows) + "\n")
+    episodes = plots.read_monitor_episodes(tmp_path)
+    assert episodes["from_start"].tolist() == [True, True, False, True] and episodes["flag"].tolist() == [1, 0, 1, 0]
+    curves = plots.stage_curves(episodes, window=2)
+    assert curves["1-1"].values.tolist() == [[10, 1.0, 3161.0], [40, 0.5, 1930.5]]
+    assert curves["1-2"].values.tolist() == [[20, 0.0, 900.0]]
+    path = plots.plot_stage_curves(tmp_path, tmp_path / "stages.png", window=2)
+    assert Image.open(path).size == (1300, 450)
+    with pytest.raises(SystemExit):
+        plots.main(["stages", str(tmp_path.parent / "nowhere")])
+
+
 @pytest.mark.slow
 def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     with pytest.raises(FileNotFoundError, match="no model at '.*missing.zip'"):
