@@ -140,3 +140,10 @@ def test_rl_zoo3s_enjoy_and_record_video_play_from_the_start() -> None:
         inner = inner.env
     env.close()
     assert ShapedFrameSkip in layers and FrontierStarts not in layers
+
+
+def test_every_env_says_whether_its_episode_started_from_a_snapshot() -> None:
+    # A Monitor recording frontier_start reads it in the evaluation env too, which has no frontier starts.
+    env = make_mario_shaped(level="1-1", frame_size=32)
+    _, info = env.reset(seed=0)
+    assert info["frontier_start"] is False and env.step(0)[-1]["frontier_start"] is False

@@ -123,8 +123,10 @@ def test_world_entry_trains_one_agent_on_several_stages(tmp_path) -> None:
     from tests.zoo_runner import SMALL, zoo
 
     conf = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", "hyperparams/ddqn_world1.yml", "--seed", "0"]
-    zoo("train", *conf, "-n", "800", "-f", str(tmp_path), "--eval-freq", "-1", *SMALL)
+    # An evaluation too: its env (no frontier starts) must give the Monitor every info key the entry records.
+    zoo("train", *conf, "-n", "800", "-f", str(tmp_path), "--eval-freq", "400", "--eval-episodes", "1", *SMALL)
     run = tmp_path / "ddqn" / "MarioShaped_1"
+    assert (run / "evaluations.npz").is_file()
     episodes = pd.concat([pd.read_csv(path, skiprows=1) for path in run.glob("*.monitor.csv")])  # one per env
     assert set(episodes["level"]) <= {"1-1", "1-2", "1-3", "1-4"} and episodes["level"].nunique() >= 2
     with zipfile.ZipFile(run / "MarioShaped.zip") as archive:

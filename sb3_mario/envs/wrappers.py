@@ -255,6 +255,7 @@ class ShapedFrameSkip(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
             "stage": nes._stage,
             "level": self._level(),
             "frames": frames,
+            "frontier_start": False,  # FrontierStarts says True for its episodes; the key is always there for Monitors
         }
 
     def _level(self) -> str:
