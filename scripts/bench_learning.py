@@ -44,6 +44,7 @@ from sb3_mario.plots import plot_learning_curves, read_monitor_episodes
 
 EVALUATION_MODES = {"epsilon_0.05": 0.05, "greedy": 0.0}
 GOAL_FLAG_RATE = 0.8  # the one-hour goal: >= 80% of epsilon-0.05 episodes clear 1-1
+BLOCK_STEPS = 20_000  # training episodes are compared per block of env steps
 
 
 def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subprocess.Popen | None:
@@ -76,12 +77,42 @@ def training_episodes(seed_dir: Path, algo: str) -> pd.DataFrame:
                     "steps": steps_before + episodes["steps"],
                     "seconds": seconds_before + episodes["t"],
                     "flag": episodes["flag"].astype(bool) & episodes["from_start"],  # flags from the start only
+                    "max_x": episodes["max_x"],
+                    "from_start": episodes["from_start"],
                 }
             )
         )
         steps_before += int(episodes["l"].sum())
         seconds_before += float(episodes["t"].max())
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"steps": [], "seconds": [], "flag": []})
+    columns: dict[str, list] = {"steps": [], "seconds": [], "flag": [], "max_x": [], "from_start": []}
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns)
+
+
+def training_blocks(seed_dir: Path, algo: str, block: int = BLOCK_STEPS) -> list[dict]:
+    """
+    Training episodes from the start per block of ``block`` env steps (by the step at their end): their
+    mean max_x, flags and count, and the wall seconds at the block's last episode. Runs of different
+    entries compare by these blocks (what the learning-speed tables of docs/results.md show).
+    """
+    episodes = training_episodes(seed_dir, algo)
+    episodes = episodes[episodes["from_start"].astype(bool)]
+    rows = []
+    for start, group in episodes.groupby((episodes["steps"] // block) * block):
+        rows.append(
+            {
+                "start": int(start),
+                "max_x_mean": round(float(group["max_x"].mean())),
+                "flags": int(group["flag"].sum()),
+                "episodes": len(group),
+                "seconds": round(float(group["seconds"].max())),
+            }
+        )
+    return rows
+
+
+def blocks_row(label: str, blocks: list[dict]) -> str:
+    """A table row: mean max_x (flags) of each block."""
+    return f"| {label} | " + " | ".join(f"{b['max_x_mean']} ({b['flags']})" for b in blocks) + " |"
 
 
 def checkpoint_curve(seed_dir: Path, algo: str, seed: int, n_episodes: int, known: list[dict]) -> list[dict]:
@@ -176,7 +207,11 @@ def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, Path]:
 
 def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict:
     """Evaluate the seed's models with each exploration mode, and a random policy on the same episodes."""
-    result: dict = {"first_training_flag": first_training_flag(seed_dir, algo), "models": {}}
+    result: dict = {
+        "first_training_flag": first_training_flag(seed_dir, algo),
+        "training_blocks": training_blocks(seed_dir, algo),
+        "models": {},
+    }
     env_kwargs: dict = {}
     for name, path in models_to_evaluate(seed_dir, algo).items():
         agent = load_agent(path)
@@ -271,6 +306,13 @@ def main() -> None:
     print(f"\n{header}")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    blocks = {seed: result["training_blocks"] for seed, result in results["seeds"].items()}
+    widest = max(blocks.values(), key=len, default=[])
+    if widest:
+        print(f"\nTraining episodes from the start per {BLOCK_STEPS // 1000}k env steps: mean max_x (flags)")
+        print("| seed | " + " | ".join(f"{b['start'] // 1000}-{(b['start'] + BLOCK_STEPS) // 1000}k" for b in widest) + " |")
+        print("|---|" + "---|" * len(widest))
+        print("\n".join(blocks_row(f"seed {seed}", rows) for seed, rows in blocks.items()))
     if args.curve:
         print("\n| seed | first checkpoint >= 80% (eps 0.05) | ... and greedy clear | last checkpoint, flag rate, greedy |")
         print("|---|---|---|---|")
