@@ -160,12 +160,18 @@ def load_policy_safely(path: Path) -> tuple[BasePolicy, tuple[int, ...], int]:
 
 
 class _RunConfigLoader(yaml.SafeLoader):
-    """YAML's safe loader plus the one Python tag rl-zoo3 writes (``OrderedDict``)."""
+    """
+    YAML's safe loader plus the Python tags rl-zoo3's files hold: ``OrderedDict`` (the files
+    themselves) and tuples (e.g. ``-params "monitor_kwargs:dict(info_keywords=('max_x', ...))"``).
+    """
 
 
 _RunConfigLoader.add_constructor(
     "tag:yaml.org,2002:python/object/apply:collections.OrderedDict",
     lambda loader, node: dict(loader.construct_sequence(node.value[0], deep=True)) if node.value else {},
+)
+_RunConfigLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node, deep=True))
 )
 
 

@@ -119,8 +119,10 @@ def test_a_bad_frontier_starts_value_is_refused(value: float) -> None:
 def test_evaluations_play_from_the_start(tmp_path) -> None:
     run_kwargs = {"actions": "right_only", "frame_size": 64, "frontier_starts": 0.5}
     assert evaluation_env_kwargs(run_kwargs) == {"actions": "right_only", "frame_size": 64}
+    # As rl-zoo3 writes a run's config, here one whose -params gave a tuple (the Monitor's keywords).
     (tmp_path / "config.yml").write_text(
         "!!python/object/apply:collections.OrderedDict\n- - - env_kwargs\n    - frontier_starts: 0.5\n      frame_size: 64\n"
+        "  - - monitor_kwargs\n    - info_keywords: !!python/tuple\n      - max_x\n      - frontier_start\n"
     )
     assert _run_env_kwargs(tmp_path) == {"frame_size": 64}  # what evaluate, video and the bench scripts play
 
