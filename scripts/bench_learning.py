@@ -88,13 +88,14 @@ def training_episodes(seed_dir: Path, algo: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns)
 
 
-def training_blocks(seed_dir: Path, algo: str, block: int = BLOCK_STEPS) -> list[dict]:
+def training_blocks(episodes: pd.DataFrame, block: int = BLOCK_STEPS) -> list[dict]:
     """
     Training episodes from the start per block of ``block`` env steps (by the step at their end): their
     mean max_x, flags and count, and the wall seconds at the block's last episode. Runs of different
     entries compare by these blocks (what the learning-speed tables of docs/results.md show).
+
+    :param episodes: A seed's :func:`training_episodes`.
     """
-    episodes = training_episodes(seed_dir, algo)
     episodes = episodes[episodes["from_start"].astype(bool)]
     rows = []
     for start, group in episodes.groupby((episodes["steps"] // block) * block):
@@ -180,9 +181,12 @@ def plot_flag_rate_curves(curves: dict[str, list[dict]], output: Path) -> Path:
     return output
 
 
-def first_training_flag(seed_dir: Path, algo: str) -> dict[str, float] | None:
-    """Env steps and wall seconds (from the run's start) to the first training episode that reached the flag."""
-    episodes = training_episodes(seed_dir, algo)
+def first_training_flag(episodes: pd.DataFrame) -> dict[str, float] | None:
+    """
+    Env steps and wall seconds (from the run's start) to the first training episode that reached the flag.
+
+    :param episodes: A seed's :func:`training_episodes`.
+    """
     flags = episodes[episodes["flag"].astype(bool)]
     if flags.empty:
         return None
@@ -207,9 +211,10 @@ def models_to_evaluate(seed_dir: Path, algo: str) -> dict[str, Path]:
 
 def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict:
     """Evaluate the seed's models with each exploration mode, and a random policy on the same episodes."""
+    episodes = training_episodes(seed_dir, algo)  # every Monitor file of the seed's runs, read once
     result: dict = {
-        "first_training_flag": first_training_flag(seed_dir, algo),
-        "training_blocks": training_blocks(seed_dir, algo),
+        "first_training_flag": first_training_flag(episodes),
+        "training_blocks": training_blocks(episodes),
         "models": {},
     }
     env_kwargs: dict = {}
