@@ -13,7 +13,7 @@ from sb3_mario.moved_modules import install_moved_module_finder
 
 install_moved_module_finder()
 
-from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate  # noqa: E402
+from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate, StopTrainingOnTimeLimit  # noqa: E402
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer  # noqa: E402
 from sb3_mario.dqn.double_dqn import DoubleDQN  # noqa: E402
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback  # noqa: E402
@@ -41,6 +41,7 @@ __all__ = [
     "PrioritizedReplayBuffer",
     "ShapedReward",
     "StopTrainingOnFlagRate",
+    "StopTrainingOnTimeLimit",
     "make_mario_shaped",
     "register_mario_envs",
 ]

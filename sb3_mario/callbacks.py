@@ -1,11 +1,12 @@
 """
 Training callbacks for any SB3 algorithm on Mario envs: episode statistics (flag, death and stall
-rates, furthest x) for the logger, and a stop once the agent clears its level. The notebook's
-adaptive exploration, a DQN callback, is
+rates, furthest x) for the logger, a stop once the agent clears its level and one after a wall-time
+limit. The notebook's adaptive exploration, a DQN callback, is
 :class:`sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`; the callbacks that keep a run's work safe
 (checkpoints, Ctrl-C) are in :mod:`sb3_mario.zoo.checkpoints`.
 """
 
+import time
 from collections import deque
 
 import numpy as np
@@ -128,3 +129,33 @@ class StopTrainingOnFlagRate(BaseCallback):
                 done = bool(dones[0])
             flags += bool(infos[0].get("is_success"))
         return flags / self.n_episodes
+
+
+class StopTrainingOnTimeLimit(BaseCallback):
+    """
+    Stop training after ``minutes`` of wall time, so that an entry's budget is a time, not a number of
+    steps that takes a different time on each machine. rl-zoo3 then saves the final model as it does
+    at the end of a run. The clock starts when training starts (a resumed run gets the whole limit
+    again) and counts everything training does, periodic evaluations and checkpoints included.
+
+    :param minutes: Wall time after which training stops.
+    :param verbose: Verbosity level: 1 prints when the limit stops training.
+    """
+
+    def __init__(self, minutes: float, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if not minutes > 0:
+            raise ValueError(f"minutes={minutes!r} must be a positive number")
+        self.minutes = minutes
+        self.start = 0.0
+
+    def _on_training_start(self) -> None:
+        self.start = time.monotonic()
+
+    def _on_step(self) -> bool:
+        elapsed = time.monotonic() - self.start
+        if elapsed < 60 * self.minutes:
+            return True
+        if self.verbose >= 1:
+            print(f"StopTrainingOnTimeLimit: {elapsed / 60:.1f} min of training, stopping at {self.num_timesteps} steps")
+        return False

@@ -11,7 +11,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate
+from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate, StopTrainingOnTimeLimit
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 from sb3_mario.dqn.schedules import BoostableSchedule, ExponentialSchedule
 from tests.recorders import EpsilonRecorder
@@ -338,6 +338,22 @@ def test_stop_on_flag_rate_needs_an_evaluation_as_parent() -> None:
     model = greedy_dqn(1)
     with pytest.raises(TypeError, match="must be an EvalCallback's callback_after_eval"):
         model.learn(10, callback=StopTrainingOnFlagRate())
+
+
+@pytest.mark.parametrize("minutes, steps", [(0.5, 30), (1.0, 60), (10.0, 100)])
+def test_stop_on_time_limit_after_its_minutes(monkeypatch: pytest.MonkeyPatch, minutes: float, steps: int) -> None:
+    # A clock that advances one second per reading: the reading at training start is 0 s, the
+    # callback's reading at step n is n s, so training stops at the step that reaches the limit.
+    seconds = iter(range(10_000))
+    monkeypatch.setattr("sb3_mario.callbacks.time.monotonic", lambda: float(next(seconds)))
+    model = DQN("MlpPolicy", FlagRun(), learning_starts=10_000, seed=0)
+    model.learn(100, callback=StopTrainingOnTimeLimit(minutes=minutes))
+    assert model.num_timesteps == steps
+
+
+def test_stop_on_time_limit_refuses_a_limit_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="minutes=0 must be a positive number"):
+        StopTrainingOnTimeLimit(minutes=0)
 
 
 def test_callbacks_read_max_x_not_the_final_x_pos() -> None:
