@@ -12,9 +12,10 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mario.callbacks import MarioEpisodeStatsCallback, StopTrainingOnFlagRate, StopTrainingOnTimeLimit
+from sb3_mario.dqn.double_dqn import DoubleDQN
 from sb3_mario.dqn.exploration import AdaptiveEpsilonCallback
 from sb3_mario.dqn.schedules import BoostableSchedule, ExponentialSchedule
-from tests.recorders import EpsilonRecorder
+from tests.recorders import EnvEpsilonRecorder, EpsilonRecorder
 
 
 class Corridor(gym.Env):
@@ -219,6 +220,25 @@ def test_shared_epsilon_with_several_envs_is_the_largest_boost() -> None:
     expected = np.maximum(0.1, boosts.max(axis=0))
     np.testing.assert_allclose(epsilons[at_floor][20:], expected[at_floor][20:])
     assert callback.env_boosts.shape == (2,)
+
+
+def test_per_env_epsilons_follow_each_envs_own_boost() -> None:
+    # As above, with DoubleDQN(per_env_exploration=True): each env's epsilon is its own boost.
+    env = make_vec_env(Corridor, n_envs=2, seed=0, env_kwargs=None)
+    env.envs[1].unwrapped.length = 13
+    model = DoubleDQN("MlpPolicy", env, learning_starts=10_000, exploration_fraction=0.01, exploration_final_eps=0.1, seed=0)
+    model.per_env_exploration = True
+    recorder = EnvEpsilonRecorder()
+    model.learn(2 * 120, callback=[recorder, AdaptiveEpsilonCallback()])  # the rates before this step's update
+    epsilons = np.array(recorder.epsilons)  # (steps, 2): the epsilon of each env's action just taken
+    boosts = np.zeros((len(epsilons), 2))
+    for env_index, length in enumerate((20, 13)):
+        for step in range(len(epsilons)):
+            step_in_episode = step % length
+            if step_in_episode >= 1:
+                boosts[step, env_index] = 0.5 * 0.998 ** (step_in_episode - 1)
+    np.testing.assert_allclose(epsilons[20:], np.maximum(0.1, boosts[20:]))  # after both first episodes (boosted late)
+    assert not np.allclose(epsilons[20:, 0], epsilons[20:, 1])  # not one shared epsilon
 
 
 def test_episode_stats_callback_logs_rates() -> None:

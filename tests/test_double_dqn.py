@@ -20,6 +20,7 @@ import sb3_mario  # noqa: F401  (registers MarioShaped and the policy aliases)
 from sb3_mario.dqn.buffers import CompressedReplayBuffer, PrioritizedReplayBuffer
 from sb3_mario.dqn.double_dqn import DoubleDQN
 from sb3_mario.dqn.overlap import DeferredTraining, TrainWhileStepping
+from sb3_mario.dqn.schedules import BoostableSchedule
 from sb3_mario.envs.vec_env import LeanVecNormalize
 from tests.zoo_runner import REPO, SMALL, zoo
 
@@ -371,6 +372,7 @@ NOT_DEFAULT = {
     "prioritized_replay_eps": (1e-4, lambda m: m.prioritized_replay_eps),
     "overlap_env_steps": (True, lambda m: m.overlap_env_steps),
     "random_shift": (2, lambda m: m.random_shift),
+    "per_env_exploration": (True, lambda m: m.per_env_exploration),
     "stats_window_size": (17, lambda m: m._stats_window_size),
     "tensorboard_log": ("tb-logs", lambda m: m.tensorboard_log),
     "policy_kwargs": (dict(net_arch=[6]), lambda m: m.policy.net_arch),
@@ -415,6 +417,41 @@ def test_every_constructor_argument_reaches_the_model_and_survives_save_load(tmp
         replay_buffer_kwargs=dict(handle_timeout_termination=False),
     )
     assert sb3_buffer.optimize_memory_usage and sb3_buffer.replay_buffer.optimize_memory_usage
+
+
+def exploring_actions(per_env_exploration: bool, env_boosts: list[float], steps: int = 400) -> np.ndarray:
+    """Actions of a DoubleDQN whose greedy action is 1 in every env, with epsilon 0 and ``env_boosts``."""
+    model = cartpole_model(make_vec_env("CartPole-v1", n_envs=len(env_boosts)), per_env_exploration=per_env_exploration)
+    set_output_bias(model.q_net, [0.0, 1.0])
+    model.exploration_schedule = BoostableSchedule(lambda _: 0.0)
+    model.exploration_schedule.env_boosts = np.array(env_boosts)
+    model.exploration_schedule.boost = max(env_boosts)
+    model.exploration_rate = model.exploration_schedule(1.0)  # as DQN._on_step sets it: the largest boost
+    model.action_space.seed(0)
+    np.random.seed(0)
+    observations = np.zeros((len(env_boosts), 4), np.float32)
+    return np.array([model.predict(observations)[0] for _ in range(steps)])  # (steps, n_envs)
+
+
+def test_per_env_exploration_draws_each_envs_coin_with_its_own_epsilon() -> None:
+    # Env 0 boosted to epsilon 1, env 1 at 0. One coin for both (SB3): every action of both envs is
+    # random. One coin each: env 0 random (half of them 0), env 1 always greedy.
+    shared = exploring_actions(False, [1.0, 0.0])
+    assert 150 < (shared[:, 0] == 0).sum() < 250 and 150 < (shared[:, 1] == 0).sum() < 250
+    per_env = exploring_actions(True, [1.0, 0.0])
+    assert 150 < (per_env[:, 0] == 0).sum() < 250
+    assert (per_env[:, 1] == 1).all()
+    # Epsilon 0.5 for env 1 only: it explores on about half the steps (a random action is 0 half the time).
+    assert 70 < (exploring_actions(True, [0.0, 0.5])[:, 1] == 0).sum() < 130
+    # Without per-env boosts (e.g. no AdaptiveEpsilonCallback), every env draws with exploration_rate.
+    model = cartpole_model(make_vec_env("CartPole-v1", n_envs=3), per_env_exploration=True)
+    model.exploration_rate = 0.3
+    np.testing.assert_array_equal(model.env_exploration_rates(3), [0.3, 0.3, 0.3])
+
+
+def test_per_env_exploration_with_one_env_draws_as_sb3() -> None:
+    for boost in (0.0, 0.3, 1.0):
+        np.testing.assert_array_equal(exploring_actions(True, [boost]), exploring_actions(False, [boost]))
 
 
 def test_a_checkpoint_taken_while_training_overlaps_pickles_no_training_machinery(tmp_path) -> None:

@@ -45,6 +45,12 @@ class DoubleDQN(DQN):
       replayed observation and next observation by its own random offset of up to 4 pixels
       (:func:`~sb3_mario.dqn.augmentation.random_shift`) before the TD target and loss: acting sees
       the frames as they are.
+    - **One exploration coin per env**, off by default: SB3's ``DQN.predict`` draws one coin per
+      vectorised step, so with several envs all of them act randomly or none does. With
+      ``per_env_exploration=True`` each env draws its own, with its own epsilon where the exploration
+      schedule gives one per env (:class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`'s
+      boosts: an env whose Mario passes a frontier explores more, the others do not). One env: the
+      same draws as SB3's.
 
     Prioritized replay is asked for one way, ``prioritized_replay=True``: a
     :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` given as ``replay_buffer_class`` without
@@ -66,6 +72,7 @@ class DoubleDQN(DQN):
     :param prioritized_replay_eps: Added to ``|TD error|`` to make a priority.
     :param overlap_env_steps: Train while the envs step (see above).
     :param random_shift: Largest random shift of replayed image observations, in pixels (0: none).
+    :param per_env_exploration: Draw each env's exploration coin, with its own epsilon (see above).
 
     The other parameters are ``DQN``'s, with the same defaults.
     """
@@ -99,6 +106,7 @@ class DoubleDQN(DQN):
         prioritized_replay_eps: float = 1e-6,
         overlap_env_steps: bool = False,
         random_shift: int = 0,
+        per_env_exploration: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -159,6 +167,7 @@ class DoubleDQN(DQN):
         self.prioritized_replay_eps = prioritized_replay_eps
         self.overlap_env_steps = overlap_env_steps
         self.random_shift = random_shift
+        self.per_env_exploration = per_env_exploration
         self._deferred_training: DeferredTraining | None = None  # inside learn() with overlap_env_steps
         self._stepping_env: TrainWhileStepping | None = None
         if _init_setup_model:
@@ -221,6 +230,36 @@ class DoubleDQN(DQN):
             self._stepping_env.deferred = self._deferred_training
             env = self._stepping_env
         return super().collect_rollouts(env, *args, **kwargs)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        if deterministic or not self.per_env_exploration or not self.policy.is_vectorized_observation(observation):
+            return super().predict(observation, state, episode_start, deterministic)
+        n_envs = len(observation[next(iter(observation))] if isinstance(observation, dict) else observation)
+        explore = np.random.rand(n_envs) < self.env_exploration_rates(n_envs)
+        if explore.all():  # as SB3: no forward pass when every action is random
+            return np.array([self.action_space.sample() for _ in range(n_envs)]), state
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        for env_index in np.flatnonzero(explore):
+            action[env_index] = self.action_space.sample()
+        return action, state
+
+    def env_exploration_rates(self, n_envs: int) -> np.ndarray:
+        """
+        Each env's epsilon now: the exploration schedule's per-env rates where it has them
+        (``env_rates``, :class:`~sb3_mario.dqn.schedules.BoostableSchedule`), else ``exploration_rate`` for all.
+
+        :param n_envs: Number of envs.
+        """
+        env_rates = getattr(self.exploration_schedule, "env_rates", None)
+        if env_rates is None:
+            return np.full(n_envs, self.exploration_rate)
+        return env_rates(self._current_progress_remaining, n_envs)
 
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         super().load_replay_buffer(path, truncate_last_traj)

@@ -28,7 +28,8 @@ class AdaptiveEpsilonCallback(BaseCallback):
     call, so the callback swaps in a :class:`~sb3_mario.dqn.schedules.BoostableSchedule` while it
     trains. The frontiers are saved on the model (``model.adaptive_epsilon_state``, in the zip's JSON):
     a run resumed from a checkpoint carries on from them. With ``n_envs > 1`` SB3 draws one epsilon
-    coin per vectorised step: the epsilon used is the largest current boost of any env.
+    coin per vectorised step: the epsilon used is the largest current boost of any env; with
+    :class:`~sb3_mario.dqn.double_dqn.DoubleDQN`'s ``per_env_exploration`` each env explores with its own.
 
     :param boost_epsilon: Epsilon right after Mario passes the frontier (notebook: 0.5).
     :param boost_decay: Per-step factor of the boost (notebook: 0.998).
@@ -91,6 +92,7 @@ class AdaptiveEpsilonCallback(BaseCallback):
         n_envs = self.training_env.num_envs
         self.env_boosts = np.zeros(n_envs)
         self.boosted_this_episode = np.zeros(n_envs, dtype=bool)
+        self.schedule.env_boosts = self.env_boosts  # updated in place by _on_step
 
     def _on_training_end(self) -> None:
         self.model.exploration_schedule = self._original_schedule

@@ -1,5 +1,6 @@
 """Exploration schedules for SB3's ``DQN``: the notebook's exponential decay, and a boostable wrapper."""
 
+import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 
 
@@ -38,8 +39,14 @@ class BoostableSchedule:
     env step, *after* callbacks ran, so a callback cannot set ``exploration_rate`` itself; it sets
     ``boost`` here instead. Picklable, so checkpoints saved mid-training still load.
 
+    With several envs the callback also sets each env's boost (``env_boosts``, one per env); ``boost``
+    is their largest. :meth:`env_rates` gives each env's epsilon, for algorithms that draw one
+    exploration coin per env (:class:`~sb3_mario.dqn.double_dqn.DoubleDQN`'s ``per_env_exploration``).
+
     :param base: The schedule being wrapped.
     """
+
+    env_boosts: np.ndarray | None = None  # a class default: schedules pickled before it existed load
 
     def __init__(self, base: Schedule) -> None:
         self.base = base
@@ -47,6 +54,17 @@ class BoostableSchedule:
 
     def __call__(self, progress_remaining: float) -> float:
         return max(self.base(progress_remaining), self.boost)
+
+    def env_rates(self, progress_remaining: float, n_envs: int) -> np.ndarray:
+        """
+        Each env's epsilon: ``max(base(progress), env_boosts[i])``; without per-env boosts, the same for all.
+
+        :param progress_remaining: SB3's remaining progress (1 -> 0).
+        :param n_envs: Number of envs.
+        """
+        if self.env_boosts is None or len(self.env_boosts) != n_envs:
+            return np.full(n_envs, self(progress_remaining))
+        return np.maximum(self.base(progress_remaining), self.env_boosts)
 
     def __repr__(self) -> str:
         return f"BoostableSchedule({self.base!r}, boost={self.boost})"
