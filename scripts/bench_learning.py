@@ -23,8 +23,16 @@ and epsilon against env steps).
 
 Evaluated per seed: the final model (or, for a run still going, its newest checkpoint) and the best
 one (rl-zoo3's evaluation callback's ``best_model.zip``), each over --episodes episodes of 1-1 with
-epsilon 0.05 and greedily; a random policy (with the run's action set) on the same seeds. The summary row per seed is the
-better of the two models at epsilon 0.05; every episode (max_x, how it ended) is in results.json.
+epsilon 0.05 and one greedy episode; a random policy (with the run's action set) on the same seeds.
+The summary row per seed is the final model's, with the env steps and wall time it trained (the
+best model's flag rate beside it: picked afterwards, it is not what a run gives its user); every
+episode (max_x, how it ended) is in results.json.
+
+``--timed`` trains as the entry's own command would, for wall-time figures (the one-hour check:
+``python scripts/bench_learning.py --conf hyperparams/ddqn_fast.yml --vec-env subproc --threads 2
+--one-at-a-time --timed --seeds 1 2 --output bench/hour``): rl-zoo3's default evaluation instead of
+one every 10k steps, and checkpoints of the model alone every 20k steps instead of model and replay
+buffer every 10k.
 """
 
 import argparse
@@ -45,6 +53,7 @@ from sb3_mario.plots import plot_learning_curves, read_monitor_episodes
 EVALUATION_MODES = {"epsilon_0.05": 0.05, "greedy": 0.0}
 GOAL_FLAG_RATE = 0.8  # the one-hour goal: >= 80% of epsilon-0.05 episodes clear 1-1
 BLOCK_STEPS = 20_000  # training episodes are compared per block of env steps
+TIMED_CHECKPOINT_STEPS = 20_000  # --timed: model-only checkpoints, no replay buffer (seconds each)
 
 
 def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subprocess.Popen | None:
@@ -53,10 +62,14 @@ def start_training(seed_dir: Path, args: argparse.Namespace, seed: int) -> subpr
         return None
     command = [
         sys.executable, "-m", "rl_zoo3.train", "--algo", args.algo, "--env", ENV_ID, "--conf-file", args.conf,
-        "-f", str(seed_dir / "logs"), "--seed", str(seed), "--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5",
-        "--save-freq", str(CHECKPOINT_STEPS), "-tb", str(seed_dir / "tensorboard"), "--num-threads", str(args.threads),
-        "--vec-env", args.vec_env, "--save-replay-buffer",
+        "-f", str(seed_dir / "logs"), "--seed", str(seed), "-tb", str(seed_dir / "tensorboard"),
+        "--num-threads", str(args.threads), "--vec-env", args.vec_env,
     ]  # fmt: skip
+    if args.timed:  # as a user's command: rl-zoo3's evaluation defaults, light checkpoints
+        command += ["--save-freq", str(TIMED_CHECKPOINT_STEPS)]
+    else:
+        command += ["--eval-freq", str(CHECKPOINT_STEPS), "--eval-episodes", "5"]
+        command += ["--save-freq", str(CHECKPOINT_STEPS), "--save-replay-buffer"]
     return launch_or_resume(seed_dir, command, args)
 
 
@@ -181,6 +194,13 @@ def plot_flag_rate_curves(curves: dict[str, list[dict]], output: Path) -> Path:
     return output
 
 
+def trained_budget(episodes: pd.DataFrame) -> dict[str, int] | None:
+    """The env steps and wall seconds at the end of the last training episode: the final model's budget."""
+    if not len(episodes):
+        return None
+    return {"steps": int(episodes["steps"].max()), "seconds": round(float(episodes["seconds"].max()))}
+
+
 def first_training_flag(episodes: pd.DataFrame) -> dict[str, float] | None:
     """
     Env steps and wall seconds (from the run's start) to the first training episode that reached the flag.
@@ -215,6 +235,7 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
     result: dict = {
         "first_training_flag": first_training_flag(episodes),
         "training_blocks": training_blocks(episodes),
+        "trained": trained_budget(episodes),
         "models": {},
     }
     env_kwargs: dict = {}
@@ -223,7 +244,8 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
         env_kwargs = agent.env_kwargs
         result["models"][name] = {"path": str(path), "evaluations": {}}
         for mode, epsilon in EVALUATION_MODES.items():
-            report = evaluate(agent, ["1-1"], n_episodes, epsilon, seed=seed, progress_bar=False)
+            episodes_of_mode = n_episodes if epsilon else 1  # greedy play on the deterministic emulator is one episode
+            report = evaluate(agent, ["1-1"], episodes_of_mode, epsilon, seed=seed, progress_bar=False)
             print(f"\nseed {seed}, {name} model ({path}), {mode}:\n{format_table(report)}")
             agent_result = report["levels"]["1-1"]["agent"]
             result["models"][name]["evaluations"][mode] = agent_result["summary"]
@@ -235,20 +257,28 @@ def evaluate_seed(seed_dir: Path, algo: str, seed: int, n_episodes: int) -> dict
 
 
 def summary_row(seed: int, result: dict) -> str:
-    """One table row: the seed's better model at epsilon 0.05, its greedy flag rate, the first training flag."""
+    """
+    One table row: the final model (or the newest checkpoint of a run still going) at epsilon 0.05 and
+    greedily, with the steps and wall time it trained, the first training flag, and the best model
+    (rl-zoo3's pick by its evaluations) at epsilon 0.05 beside it.
+    """
     evaluated = result["models"]
-    if not evaluated:
-        return f"| {seed} | no model yet | | | | | |"
-    name = max(evaluated, key=lambda n: (evaluated[n]["evaluations"]["epsilon_0.05"]["flag_rate"],
-                                         evaluated[n]["evaluations"]["epsilon_0.05"]["max_x_mean"]))  # fmt: skip
-    epsilon, greedy = evaluated[name]["evaluations"]["epsilon_0.05"], evaluated[name]["evaluations"]["greedy"]
+    final = next((name for name in evaluated if name != "best"), None)
+    if final is None:
+        return f"| {seed} | no model yet | | | | | | |"
+    epsilon, greedy = evaluated[final]["evaluations"]["epsilon_0.05"], evaluated[final]["evaluations"]["greedy"]
+    trained = result["trained"]
+    budget = f"{trained['steps']:,} steps, {trained['seconds'] / 60:.0f} min" if trained else ""
     flag = result["first_training_flag"]
     first = f"{flag['steps']:,} steps, {flag['seconds'] / 60:.0f} min" if flag else "none"
     ratio = epsilon["max_x_mean"] / result["random"]["max_x_mean"]
+    best = evaluated.get("best", {}).get("evaluations", {}).get("epsilon_0.05")
     return (
-        f"| {seed} | {name} | {first} | {100 * epsilon['flag_rate']:.0f}% | {100 * greedy['flag_rate']:.0f}% "
+        f"| {seed} | {final}: {budget} | {first} | {100 * epsilon['flag_rate']:.0f}% "
+        f"| {'clears' if greedy['flag_rate'] else 'no'} "
         f"| {epsilon['max_x_mean']:.0f} ({ratio:.2f}x random's {result['random']['max_x_mean']:.0f}) "
-        f"| {100 * epsilon['death_rate']:.0f}% / {100 * epsilon['stall_rate']:.0f}% |"
+        f"| {100 * epsilon['death_rate']:.0f}% / {100 * epsilon['stall_rate']:.0f}% "
+        f"| {f'{100 * best["flag_rate"]:.0f}%' if best else ''} |"
     )
 
 
@@ -266,6 +296,12 @@ def main() -> None:
     parser.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc"], help="rl-zoo3's --vec-env")
     parser.add_argument("--one-at-a-time", action="store_true", help="train the seeds one after the other")
     parser.add_argument("--curve", action="store_true", help="evaluate every checkpoint: flag rate over steps and time")
+    parser.add_argument(
+        "--timed",
+        action="store_true",
+        help="train as the entry's own command would (rl-zoo3's evaluation defaults, model-only checkpoints every "
+        "20k steps, no replay buffer), for wall-time figures such as the one-hour check; not resumable with its buffer",
+    )
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other outputs whose curves to draw beside")
     args = parser.parse_args()
     missing = [str(other) for other in args.compare if not (other / "results.json").is_file()]
@@ -307,9 +343,12 @@ def main() -> None:
             tensorboard = sorted((seed_dir / "tensorboard" / ENV_ID).glob("*")) or [None]
             plot_learning_curves(runs, args.output / f"learning_curves_seed{seed}.png", tensorboard[0])
     (args.output / "results.json").write_text(json.dumps(results, indent=2))
-    header = "| seed | model | first training flag | flag rate, eps 0.05 | greedy | mean max_x, eps 0.05 | deaths / stalls |"
+    header = (
+        "| seed | final model: trained | first training flag | flag rate, eps 0.05 | greedy | mean max_x, eps 0.05 "
+        "| deaths / stalls | best model, eps 0.05 |"
+    )
     print(f"\n{header}")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     blocks = {seed: result["training_blocks"] for seed, result in results["seeds"].items()}
     widest = max(blocks.values(), key=len, default=[])
