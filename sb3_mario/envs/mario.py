@@ -13,6 +13,7 @@ from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.envs.frontier_starts import FrontierStarts
 from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward
+from sb3_mario.envs.stage_weights import FailureWeightedStages, check_stage_weights
 from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
 from sb3_mario.envs.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
 
@@ -27,8 +28,9 @@ ACTION_SETS: dict[str, list[list[str]]] = {
 
 RENDER_MODES = (None, "rgb_array", "human")
 
-# Arguments that shape training episodes only: evaluation starts every episode at its stage's start.
-TRAINING_ONLY_KWARGS = ("frontier_starts",)
+# Arguments that shape training episodes only: evaluation starts every episode at its stage's start
+# and plays every stage as often.
+TRAINING_ONLY_KWARGS = ("frontier_starts", "stage_weights")
 
 # frame_skip is the env's own argument: the reward takes it from there.
 REWARD_CONSTANTS = tuple(name for name in inspect.signature(ShapedReward).parameters if name != "frame_skip")
@@ -63,6 +65,7 @@ def make_mario_shaped(
     stage_order: str = "random",
     fresh_jumps: bool = True,
     frontier_starts: float = 0.0,
+    stage_weights: str = "uniform",
     **reward_constants: float,
 ) -> gym.Env:
     """
@@ -91,6 +94,9 @@ def make_mario_shaped(
     :param frontier_starts: Share of the episodes that start from a snapshot along the stage's best
         run so far instead of its start (:class:`sb3_mario.envs.frontier_starts.FrontierStarts`);
         training only (:func:`evaluation_env_kwargs`).
+    :param stage_weights: With several stages drawn at random: ``"uniform"``, or ``"failures"``: more
+        episodes on the stages the agent clears least often
+        (:class:`sb3_mario.envs.stage_weights.FailureWeightedStages`); training only.
     :param reward_constants: Any constructor argument of :class:`sb3_mario.envs.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
         (:func:`sb3_mario.envs.stages.stage_constants`).
@@ -100,6 +106,8 @@ def make_mario_shaped(
     if actions not in ACTION_SETS:
         raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
     check_stage_order(stage_order)
+    if check_stage_weights(stage_weights) != "uniform" and len(levels) == 1:
+        raise ValueError(f"stage_weights={stage_weights!r} weighs several stages; level={level!r} is one")
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode={render_mode!r} is not valid; valid choices: {RENDER_MODES}")
     unknown = sorted(set(reward_constants) - set(REWARD_CONSTANTS))
@@ -116,12 +124,15 @@ def make_mario_shaped(
         for stage in levels
     }
     env: gym.Env = SuperMarioBrosEnv(target=world_and_stage(levels[0]), render_mode=render_mode)
+    sampler = None
     if len(levels) > 1:
-        env = StageSampler(env, levels, order=stage_order)
+        env = sampler = StageSampler(env, levels, order=stage_order)
     reward = rewards if len(levels) > 1 else rewards[levels[0]]  # one rule per stage, or the stage's own
     env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack, fresh_jumps=fresh_jumps)
     if frontier_starts:
         env = FrontierStarts(env, probability=frontier_starts)
+    if stage_weights == "failures":
+        env = FailureWeightedStages(env, sampler)
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

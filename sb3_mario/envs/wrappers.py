@@ -50,9 +50,11 @@ class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
 
     :param env: gym-super-mario-bros' single-stage env of the first stage (unwrapped).
     :param levels: The stages, e.g. ``("1-1", "1-2")``; the first one is ``env``'s.
-    :param order: ``"random"`` (uniform) or ``"round_robin"`` (in the order given, from the first
-        again after a seeded reset).
+    :param order: ``"random"`` (uniform, or by ``weights`` once set) or ``"round_robin"`` (in the
+        order given, from the first again after a seeded reset).
     """
+
+    weights: np.ndarray | None = None  # the random draw's probability of each stage (set by FailureWeightedStages)
 
     def __init__(self, env: SuperMarioBrosEnv, levels: Sequence[str], order: str = "random") -> None:
         super().__init__(env)
@@ -69,7 +71,9 @@ class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         if seed is not None:
             self._rng, _ = seeding.np_random(seed)
             self._turn = 0
-        if self.order == "random":
+        if self.order == "random" and self.weights is not None:
+            level = self.levels[int(self._rng.choice(len(self.levels), p=self.weights))]
+        elif self.order == "random":
             level = self.levels[int(self._rng.integers(len(self.levels)))]
         else:
             level = self.levels[self._turn]

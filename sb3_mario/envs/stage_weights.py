@@ -1,0 +1,71 @@
+"""Training episodes drawn more often on the stages the agent fails most."""
+
+from collections import deque
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from sb3_mario.envs.wrappers import StageSampler
+
+STAGE_WEIGHTINGS = ("uniform", "failures")
+
+
+def check_stage_weights(stage_weights: str) -> str:
+    """``stage_weights`` if it is a weighting, else a ``ValueError`` naming it and the valid ones."""
+    if stage_weights not in STAGE_WEIGHTINGS:
+        raise ValueError(f"stage_weights={stage_weights!r} is not valid; valid choices: {', '.join(STAGE_WEIGHTINGS)}")
+    return stage_weights
+
+
+class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    """
+    Draw each episode's stage with a weight that grows with how often the agent fails it:
+    ``max(1 - flag rate, min_weight)``, the flag rate over the stage's last ``window`` episodes from
+    its start (episodes started from a snapshot, ``info["frontier_start"]``, are not counted). A stage
+    not played yet weighs 1. While no stage is cleared the draw is uniform; a stage the agent clears
+    every time keeps a share (``min_weight``), so that what it learnt there is still replayed.
+
+    Each env process weighs by its own episodes. For training only
+    (:func:`sb3_mario.envs.mario.evaluation_env_kwargs` drops ``stage_weights``): an evaluation
+    plays every stage as often.
+
+    :param env: The env whose stages ``sampler`` draws (above :class:`~sb3_mario.envs.frontier_starts.FrontierStarts`,
+        if any: it reads ``info["frontier_start"]``).
+    :param sampler: The env's :class:`~sb3_mario.envs.wrappers.StageSampler` (random order).
+    :param window: Episodes per stage the flag rate covers.
+    :param min_weight: Smallest weight of a stage, before the weights are normalized.
+    """
+
+    def __init__(self, env: gym.Env, sampler: StageSampler, window: int = 50, min_weight: float = 0.25) -> None:
+        if sampler.order != "random":
+            raise ValueError(
+                f"stage_weights='failures' draws the stages at random; stage_order={sampler.order!r} takes them in turn"
+            )
+        if not 0 < min_weight <= 1:
+            raise ValueError(f"min_weight={min_weight!r} must be in (0, 1]")
+        super().__init__(env)
+        self.sampler = sampler
+        self.window = window
+        self.min_weight = min_weight
+        self.flags: dict[str, deque[bool]] = {level: deque(maxlen=window) for level in sampler.levels}
+
+    def stage_weights(self) -> np.ndarray:
+        """The probability of each of the sampler's stages, in its order."""
+        weights = np.array(
+            [
+                max(1.0 - float(np.mean(self.flags[level])), self.min_weight) if self.flags[level] else 1.0
+                for level in self.sampler.levels
+            ]
+        )
+        return weights / weights.sum()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.sampler.weights = self.stage_weights()
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if (terminated or truncated) and not info["frontier_start"]:
+            self.flags[info["level"]].append(info["termination_cause"] == "flag")
+        return observation, reward, terminated, truncated, info
