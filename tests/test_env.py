@@ -9,6 +9,7 @@ from nes_py.wrappers import JoypadSpace
 from stable_baselines3.common.env_checker import check_env
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
+from tests.layers import layer
 from tests.ram_driver import run_right_with_help
 
 NOOP, RIGHT_RUN, RIGHT_RUN_JUMP, RIGHT = 0, 3, 4, 1
@@ -193,10 +194,7 @@ def test_a_reused_env_forgets_the_held_jump_button_of_the_last_episode() -> None
 def test_action_sets(actions: str, buttons: list) -> None:
     env = gym.make("MarioShaped", actions=actions)
     assert env.action_space.n == len(buttons)
-    joypad = env
-    while not isinstance(joypad, JoypadSpace):
-        joypad = joypad.env
-    assert joypad.get_action_meanings() == [" ".join(combination) for combination in buttons]
+    assert layer(env, JoypadSpace).get_action_meanings() == [" ".join(combination) for combination in buttons]
     env.close()
 
 

@@ -8,14 +8,9 @@ from sb3_mario.envs.mario import evaluation_env_kwargs, make_mario_shaped
 from sb3_mario.envs.reward import ShapedReward
 from sb3_mario.envs.wrappers import ShapedFrameSkip
 from sb3_mario.loading import _run_env_kwargs
+from tests.layers import layer
 
 RIGHT_JUMP_RUN = 4  # right_only: right + A + B
-
-
-def layer(env, cls):
-    while not isinstance(env, cls):
-        env = env.env
-    return env
 
 
 def play(env, rng: np.random.Generator, max_steps: int = 400) -> tuple[list[dict], list[np.ndarray]]:

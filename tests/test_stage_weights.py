@@ -12,6 +12,7 @@ import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.envs.mario import evaluation_env_kwargs, make_mario_shaped
 from sb3_mario.envs.stage_weights import FailureWeightedStages
 from sb3_mario.envs.wrappers import StageSampler
+from tests.layers import layer
 
 
 class ScriptedEpisodes(gym.Env):
@@ -36,13 +37,6 @@ class ScriptedEpisodes(gym.Env):
         ended = self.steps == 2
         info = {"level": level, "termination_cause": cause if ended else None, "frontier_start": from_snapshot}
         return np.zeros(1, np.uint8), 0.0, ended and not truncated, ended and truncated, info
-
-
-def layer(env: gym.Env, wrapper: type[gym.Env]) -> Any:
-    """The ``wrapper`` layer of ``env``."""
-    while not isinstance(env, wrapper):
-        env = env.env
-    return env
 
 
 def test_weights_grow_with_a_stages_failures_and_keep_a_floor() -> None:

@@ -71,10 +71,10 @@ class StageSampler(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         if seed is not None:
             self._rng, _ = seeding.np_random(seed)
             self._turn = 0
-        if self.order == "random" and self.weights is not None:
-            level = self.levels[int(self._rng.choice(len(self.levels), p=self.weights))]
-        elif self.order == "random":
-            level = self.levels[int(self._rng.integers(len(self.levels)))]
+        if self.order == "random":
+            n_levels = len(self.levels)
+            index = self._rng.integers(n_levels) if self.weights is None else self._rng.choice(n_levels, p=self.weights)
+            level = self.levels[int(index)]
         else:
             level = self.levels[self._turn]
             self._turn = (self._turn + 1) % len(self.levels)
