@@ -16,13 +16,17 @@ from tests.layers import layer
 
 
 class ScriptedEpisodes(gym.Env):
-    """Episodes of two steps whose second step ends as ``endings`` say: (level, cause, from a snapshot, truncated)."""
+    """
+    Episodes that end as ``endings`` say: (level, cause, from a snapshot, truncated), after two steps,
+    or after ``lengths[i]`` steps for episode ``i``.
+    """
 
     observation_space = spaces.Box(0, 255, (1,), np.uint8)
     action_space = spaces.Discrete(2)
 
-    def __init__(self, endings: list[tuple[str, str | None, bool, bool]]) -> None:
+    def __init__(self, endings: list[tuple[str, str | None, bool, bool]], lengths: list[int] | None = None) -> None:
         self.endings = endings
+        self.lengths = lengths or [2] * len(endings)
         self.episode = -1
         self.steps = 0
 
@@ -34,7 +38,7 @@ class ScriptedEpisodes(gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.steps += 1
         level, cause, from_snapshot, truncated = self.endings[self.episode]
-        ended = self.steps == 2
+        ended = self.steps == self.lengths[self.episode]
         info = {"level": level, "termination_cause": cause if ended else None, "frontier_start": from_snapshot}
         return np.zeros(1, np.uint8), 0.0, ended and not truncated, ended and truncated, info
 
@@ -68,6 +72,23 @@ def test_episode_outcomes_from_the_start_set_the_next_draws_weights() -> None:
     np.testing.assert_allclose(env.stage_weights(), [1 / 3, 2 / 3])
     env.reset()
     np.testing.assert_allclose(sampler.weights, [1 / 3, 2 / 3])
+
+
+def test_stages_share_the_steps_not_the_episodes() -> None:
+    # Every episode fails. 1-1's last two episodes took 2 and 4 steps (mean 3), 1-2's 9 (one from a
+    # snapshot: its length counts, its outcome does not): drawn 3:1, both get the same share of steps.
+    endings = [("1-1", "death", False, False), ("1-2", "death", True, False), ("1-1", "stall", False, True)]
+    sampler = SimpleNamespace(order="random", levels=("1-1", "1-2", "1-3"), weights=None)
+    env = FailureWeightedStages(ScriptedEpisodes(endings, lengths=[2, 9, 4]), sampler)  # type: ignore[arg-type]
+    for length in (2, 9, 4):
+        env.reset()
+        for _ in range(length):
+            env.step(0)
+    assert {level: list(lengths) for level, lengths in env.lengths.items()} == {"1-1": [2, 4], "1-2": [9], "1-3": []}
+    # 1-3, not played yet, is taken to last the mean of the others' means, 6: weights 1/3, 1/9, 1/6.
+    np.testing.assert_allclose(env.stage_weights(), np.array([6, 2, 3]) / 11)
+    env.reset()
+    np.testing.assert_allclose(sampler.weights, np.array([6, 2, 3]) / 11)
 
 
 def test_the_sampler_draws_by_its_weights() -> None:

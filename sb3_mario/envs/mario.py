@@ -95,7 +95,7 @@ def make_mario_shaped(
         run so far instead of its start (:class:`sb3_mario.envs.frontier_starts.FrontierStarts`);
         training only (:func:`evaluation_env_kwargs`).
     :param stage_weights: With several stages drawn at random: ``"uniform"``, or ``"failures"``: more
-        episodes on the stages the agent clears least often
+        training steps on the stages the agent clears least often
         (:class:`sb3_mario.envs.stage_weights.FailureWeightedStages`); training only.
     :param reward_constants: Any constructor argument of :class:`sb3_mario.envs.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own

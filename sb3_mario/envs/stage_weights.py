@@ -1,4 +1,4 @@
-"""Training episodes drawn more often on the stages the agent fails most."""
+"""Training steps spent more on the stages the agent fails most."""
 
 from collections import deque
 from typing import Any, SupportsFloat
@@ -20,11 +20,16 @@ def check_stage_weights(stage_weights: str) -> str:
 
 class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     """
-    Draw each episode's stage with a weight that grows with how often the agent fails it:
+    Give each stage a share of the training steps that grows with how often the agent fails it:
     ``max(1 - flag rate, min_weight)``, the flag rate over the stage's last ``window`` episodes from
     its start (episodes started from a snapshot, ``info["frontier_start"]``, are not counted). A stage
-    not played yet weighs 1. While no stage is cleared the draw is uniform; a stage the agent clears
-    every time keeps a share (``min_weight``), so that what it learnt there is still replayed.
+    not played yet weighs 1. While no stage is cleared every stage gets the same share; a stage the
+    agent clears every time keeps a share (``min_weight``), so that what it learnt there is still replayed.
+
+    The shares are of env steps, not of episodes: each stage is drawn with its weight divided by the
+    mean length of its last ``window`` episodes (all of them, snapshot starts included). Drawn by
+    episodes, the stage the agent fails fastest would get the least experience (measured in the
+    world-1 run: docs/results.md).
 
     Each env process weighs by its own episodes. For training only
     (:func:`sb3_mario.envs.mario.evaluation_env_kwargs` drops ``stage_weights``): an evaluation
@@ -33,7 +38,7 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     :param env: The env whose stages ``sampler`` draws (above :class:`~sb3_mario.envs.frontier_starts.FrontierStarts`,
         if any: it reads ``info["frontier_start"]``).
     :param sampler: The env's :class:`~sb3_mario.envs.wrappers.StageSampler` (random order).
-    :param window: Episodes per stage the flag rate covers.
+    :param window: Episodes per stage the flag rate and the mean length cover.
     :param min_weight: Smallest weight of a stage, before the weights are normalized.
     """
 
@@ -49,23 +54,36 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         self.window = window
         self.min_weight = min_weight
         self.flags: dict[str, deque[bool]] = {level: deque(maxlen=window) for level in sampler.levels}
+        self.lengths: dict[str, deque[int]] = {level: deque(maxlen=window) for level in sampler.levels}
+        self.episode_steps = 0
 
     def stage_weights(self) -> np.ndarray:
-        """The probability of each of the sampler's stages, in its order."""
-        weights = np.array(
+        """The probability of drawing each of the sampler's stages, in its order."""
+        failures = np.array(
             [
                 max(1.0 - float(np.mean(self.flags[level])), self.min_weight) if self.flags[level] else 1.0
                 for level in self.sampler.levels
             ]
         )
+        known = [float(np.mean(lengths)) for lengths in self.lengths.values() if lengths]
+        # A stage not played yet is taken to last as long as the others do on average.
+        unknown = float(np.mean(known)) if known else 1.0
+        mean_lengths = np.array(
+            [float(np.mean(self.lengths[level])) if self.lengths[level] else unknown for level in self.sampler.levels]
+        )
+        weights = failures / mean_lengths
         return weights / weights.sum()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         self.sampler.weights = self.stage_weights()
+        self.episode_steps = 0
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
-        if (terminated or truncated) and not info["frontier_start"]:
-            self.flags[info["level"]].append(info["termination_cause"] == "flag")
+        self.episode_steps += 1
+        if terminated or truncated:
+            self.lengths[info["level"]].append(self.episode_steps)
+            if not info["frontier_start"]:
+                self.flags[info["level"]].append(info["termination_cause"] == "flag")
         return observation, reward, terminated, truncated, info
