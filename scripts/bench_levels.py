@@ -5,6 +5,8 @@ with the same budget and settings, and random play, each evaluated on every stag
     python scripts/bench_levels.py                                  # world 1, the entry's 2M steps: ~13 h per run here
     python scripts/bench_levels.py --steps 500000 --params exploration_fraction:0.1
     python scripts/bench_levels.py --evaluate-only --at 120000     # evaluate what the runs have saved
+    python scripts/bench_levels.py --models world_1=runs/world1/logs/ddqn/MarioShaped_6/rl_model_1300000_steps.zip \
+        1-1=rl-trained-agents/ddqn/MarioShaped_1 --episodes 20 --output bench/levels_final  # any saved agents
 
 Trains side by side (one process and one torch thread each) the multi-stage entry
 (``hyperparams/ddqn_world1.yml``) as it is, and the same entry with ``level`` set to each stage alone,
@@ -15,7 +17,9 @@ run from its newest checkpoint.
 
 Every run is evaluated at the same env step, ``--at`` (default: the newest checkpoint every run has
 saved), on every stage, with epsilon 0.05, and random play with the entry's action set on the same
-seeds. Writes ``<output>/matrix.json`` (an evaluation report, one policy per agent: ``plots progress``
+seeds. ``--models`` evaluates the agents it names instead (model zips or rl-zoo3 run folders, each
+with the budget it was trained for: e.g. a long world-1 run against the single-stage agents at hand),
+and trains nothing. Writes ``<output>/matrix.json`` (an evaluation report, one policy per agent: ``plots progress``
 reads it), ``<output>/matrix.png`` and prints the table.
 """
 
@@ -73,8 +77,14 @@ def checkpoint_at(run_dir: Path, algo: str, step: int) -> Path:
     return found[step]
 
 
-def level_matrix(run_dirs: dict[str, Path], args: argparse.Namespace, step: int) -> dict[str, Any]:
-    """Every run's checkpoint at ``step`` and random play on every stage, as one evaluation report."""
+def level_matrix(models: dict[str, Path], args: argparse.Namespace, step: int | None) -> dict[str, Any]:
+    """
+    Every model and random play on every stage, as one evaluation report.
+
+    :param models: Row name -> model zip or rl-zoo3 run folder.
+    :param args: The command line (world, episodes, epsilon, seed, the entry it trained).
+    :param step: The env step of every model (the runs' checkpoints), or ``None`` (``--models``: their own).
+    """
     stages = parse_levels(args.world)
     matrix: dict[str, Any] = {
         "command": " ".join(sys.orig_argv),
@@ -84,21 +94,33 @@ def level_matrix(run_dirs: dict[str, Path], args: argparse.Namespace, step: int)
         "levels": {stage: {} for stage in stages},
     }  # fmt: skip
     env_kwargs: dict[str, Any] = {}
-    for name, run_dir in run_dirs.items():
-        path = checkpoint_at(run_dir, args.algo, step)
+    for name, path in models.items():
         agent = load_agent(path)
         env_kwargs = {key: value for key, value in agent.env_kwargs.items() if key != "level"}
-        matrix["models"][name] = str(path)
+        matrix["models"][name] = str(agent.path)
         report = evaluate(
             agent, stages, args.episodes, args.epsilon, seed=args.seed, progress_bar=False, env_kwargs=env_kwargs
         )
         for stage in stages:
             matrix["levels"][stage][f"{name} agent"] = report["levels"][stage]["agent"]
-        print(f"evaluated {name} ({path})", flush=True)
+        print(f"evaluated {name} ({agent.path})", flush=True)
     report = evaluate(None, stages, args.episodes, seed=args.seed, progress_bar=False, env_kwargs=env_kwargs)
     for stage in stages:
         matrix["levels"][stage][RANDOM] = report["levels"][stage][RANDOM]
     return matrix
+
+
+def named_models(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, Path]:
+    """``--models`` ``NAME=PATH`` pairs as a dict, or a parser error naming the bad one."""
+    models = {}
+    for pair in pairs:
+        name, separator, path = pair.partition("=")
+        if not separator or not name or not path:
+            parser.error(f"--models {pair!r} is not NAME=PATH (e.g. 1-1=rl-trained-agents/ddqn/MarioShaped_1)")
+        if not Path(path).exists():
+            parser.error(f"--models {pair!r}: {path} does not exist")
+        models[name] = Path(path)
+    return models
 
 
 def format_matrix(matrix: dict[str, Any]) -> str:
@@ -132,28 +154,37 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=0.05, help="the agents' random-action probability")
     parser.add_argument("--output", type=Path, default=Path("bench/levels"))
     parser.add_argument("--evaluate-only", action="store_true", help="do not train: evaluate what is saved")
+    parser.add_argument(
+        "--models", nargs="+", default=[], metavar="NAME=PATH", help="evaluate these agents instead of the runs (no training)"
+    )
     args = parser.parse_args()
     if not 1 <= args.world <= 8:
         parser.error(f"--world {args.world} is not an SMB1 world; valid worlds: 1..8")
     if args.at is not None and args.at % CHECKPOINT_STEPS:
         parser.error(f"--at {args.at} is not a checkpoint step; checkpoints are saved every {CHECKPOINT_STEPS:,} steps")
 
-    run_dirs = {name: args.output / name for name in run_names(args.world)}
-    if not args.evaluate_only:
-        processes = {}
-        for name, level in run_names(args.world).items():
-            run_dirs[name].mkdir(parents=True, exist_ok=True)
-            processes[name] = start_training(run_dirs[name], level, args)
-        for name, process in processes.items():
-            if process is not None and process.wait() != 0:
-                sys.exit(f"{name}'s training failed: see {run_dirs[name] / 'train.log'}")
+    models = named_models(args.models, parser)
+    step = None
+    if not models:
+        run_dirs = {name: args.output / name for name in run_names(args.world)}
+        if not args.evaluate_only:
+            processes = {}
+            for name, level in run_names(args.world).items():
+                run_dirs[name].mkdir(parents=True, exist_ok=True)
+                processes[name] = start_training(run_dirs[name], level, args)
+            for name, process in processes.items():
+                if process is not None and process.wait() != 0:
+                    sys.exit(f"{name}'s training failed: see {run_dirs[name] / 'train.log'}")
+        step = args.at if args.at is not None else common_step(run_dirs, args.algo)
+        models = {name: checkpoint_at(run_dir, args.algo, step) for name, run_dir in run_dirs.items()}
 
-    step = args.at if args.at is not None else common_step(run_dirs, args.algo)
-    matrix = level_matrix(run_dirs, args, step)
+    args.output.mkdir(parents=True, exist_ok=True)
+    matrix = level_matrix(models, args, step)
     report_path = args.output / "matrix.json"
     report_path.write_text(json.dumps(matrix, indent=2))
     plot_level_progress(report_path, args.output / "matrix.png")
-    print(f"\nflag rate / mean max_x, {args.episodes} episodes per stage, epsilon {args.epsilon}, {step:,} steps per agent:")
+    budget = f"{step:,} steps per agent" if step is not None else "each agent's own budget"
+    print(f"\nflag rate / mean max_x, {args.episodes} episodes per stage, epsilon {args.epsilon}, {budget}:")
     print(format_matrix(matrix))
     print(f"\n{report_path}, {args.output / 'matrix.png'}")
 
