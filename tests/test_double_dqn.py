@@ -191,6 +191,18 @@ def test_a_loaded_buffer_takes_the_algorithms_n_steps_gamma_and_alpha_with_a_war
     assert sample.discounts.min().item() >= 0.99**5 - 1e-6
 
 
+@pytest.mark.parametrize("prioritized", [True, False])
+def test_a_loaded_buffer_of_another_size_says_so(tmp_path, prioritized: bool) -> None:
+    extra = {} if prioritized else {"prioritized_replay": False, "replay_buffer_kwargs": {"handle_timeout_termination": False}}
+    saved = cartpole_model(buffer_size=1_000, **extra)
+    saved.learn(30)
+    saved.save_replay_buffer(tmp_path / "buffer.pkl")
+    model = cartpole_model(buffer_size=4_000, **extra)
+    with pytest.warns(UserWarning, match=r"holds 1,000 transitions; this DoubleDQN's buffer_size 4,000 does not apply"):
+        model.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert model.replay_buffer.buffer_size == 1_000 and model.replay_buffer.size() == saved.replay_buffer.size() > 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "variant, extra",

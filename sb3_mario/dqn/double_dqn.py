@@ -264,6 +264,14 @@ class DoubleDQN(DQN):
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         super().load_replay_buffer(path, truncate_last_traj)
         buffer = self.replay_buffer
+        capacity = buffer.buffer_size * buffer.n_envs
+        if capacity != max(self.buffer_size // buffer.n_envs, 1) * buffer.n_envs:
+            # SB3 replaces the buffer whole: a buffer_size changed for a resumed run would silently not apply.
+            warnings.warn(
+                f"the loaded replay buffer holds {capacity:,} transitions; this {type(self).__name__}'s buffer_size "
+                f"{self.buffer_size:,} does not apply to it (it keeps its own size)",
+                stacklevel=2,
+            )
         if not isinstance(buffer, CompressedReplayBuffer):
             return  # SB3's own buffers
         wanted = {"n_steps": self.n_steps, "gamma": self.gamma}
