@@ -192,6 +192,47 @@ def test_normalized_clipped_rewards_match_sb3(n_steps: int) -> None:
     assert mine.rewards.dtype == th.float32
 
 
+def every_transition(buffer: CompressedReplayBuffer) -> dict[str, np.ndarray]:
+    """Every stored transition, oldest first, env by env, as sampled (n-step returns included), with its priority."""
+    rows = np.arange(buffer.pos - buffer.size(), buffer.pos) % buffer.buffer_size
+    inds, envs = rows.repeat(buffer.n_envs), np.tile(np.arange(buffer.n_envs), len(rows))
+    samples = buffer._gather(inds, envs, None)
+    fields = ("observations", "actions", "next_observations", "dones", "rewards", "discounts")
+    return {
+        **{field: _numpy(getattr(samples, field)) for field in fields},
+        "priorities": buffer.tree.priorities[inds * buffer.n_envs + envs].copy(),
+    }
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("case", N_STEP_CASES)
+@pytest.mark.parametrize("new_size", [80, 20])
+def test_a_resized_buffer_keeps_its_transitions_in_order(storage: str, case: str, new_size: int) -> None:
+    n_envs, n_added, done_every, truncate_every = N_STEP_CASES[case]
+    buffer = PrioritizedReplayBuffer(
+        50, SMALL_OBS, ACTIONS, device="cpu", n_envs=n_envs, n_steps=3, gamma=0.9, alpha=1.0, **STORAGES[storage]
+    )
+    fill(buffer, n_added, done_every=done_every, truncate_every=truncate_every)
+    buffer.update_priorities(np.arange(buffer.size() * n_envs), np.arange(buffer.size() * n_envs) + 1.0)
+    before = every_transition(buffer)
+    kept = buffer.resize(new_size)
+    rows = new_size // n_envs
+    assert buffer.buffer_size == rows and buffer.size() == len(kept) == min(rows, len(before["actions"]) // n_envs)
+    after = every_transition(buffer)
+    newest = len(kept) * n_envs  # shrinking keeps the newest transitions
+    for field, values in after.items():
+        np.testing.assert_allclose(values, before[field][-newest:], rtol=1e-6, err_msg=field)
+    # New transitions go after the kept ones (growing: into the new rows, nothing overwritten) and
+    # take the largest priority so far.
+    fill(buffer, 3, seed=1)
+    assert buffer.size() == min(len(kept) + 3, rows)
+    if len(kept) + 3 <= rows:
+        np.testing.assert_array_equal(
+            every_transition(buffer)["actions"][: newest - n_envs], after["actions"][: newest - n_envs]
+        )
+        assert buffer.tree.priorities[(buffer.pos - 1) * n_envs] == buffer.max_priority
+
+
 def _numpy(tensor: th.Tensor) -> np.ndarray:
     return tensor.cpu().numpy()
 

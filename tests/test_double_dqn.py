@@ -191,16 +191,23 @@ def test_a_loaded_buffer_takes_the_algorithms_n_steps_gamma_and_alpha_with_a_war
     assert sample.discounts.min().item() >= 0.99**5 - 1e-6
 
 
-@pytest.mark.parametrize("prioritized", [True, False])
-def test_a_loaded_buffer_of_another_size_says_so(tmp_path, prioritized: bool) -> None:
-    extra = {} if prioritized else {"prioritized_replay": False, "replay_buffer_kwargs": {"handle_timeout_termination": False}}
+@pytest.mark.parametrize("buffer", ["prioritized", "compressed", "sb3"])
+def test_a_loaded_buffer_takes_the_algorithms_buffer_size_with_a_warning(tmp_path, buffer: str) -> None:
+    extra = {
+        "prioritized": {"prioritized_replay": True},
+        "compressed": {"replay_buffer_class": CompressedReplayBuffer},
+        "sb3": {},  # SB3's ReplayBuffer
+    }[buffer]
     saved = cartpole_model(buffer_size=1_000, **extra)
     saved.learn(30)
     saved.save_replay_buffer(tmp_path / "buffer.pkl")
     model = cartpole_model(buffer_size=4_000, **extra)
-    with pytest.warns(UserWarning, match=r"holds 1,000 transitions; this DoubleDQN's buffer_size 4,000 does not apply"):
+    outcome = "kept at its size" if buffer == "sb3" else "resized to 4,000"
+    with pytest.warns(UserWarning, match=rf"holds 1,000 transitions, this DoubleDQN's buffer_size is 4,000: {outcome}"):
         model.load_replay_buffer(tmp_path / "buffer.pkl")
-    assert model.replay_buffer.buffer_size == 1_000 and model.replay_buffer.size() == saved.replay_buffer.size() > 0
+    assert model.replay_buffer.buffer_size == (1_000 if buffer == "sb3" else 4_000)
+    assert model.replay_buffer.size() == saved.replay_buffer.size() > 0
+    np.testing.assert_array_equal(model.replay_buffer.actions[:30], saved.replay_buffer.actions[:30])
 
 
 @pytest.mark.slow

@@ -68,6 +68,13 @@ class _LastStored:
         self.blobs: list[bytes | None] = [None] * n_envs
 
 
+def _rows_taken(array: np.ndarray, rows: np.ndarray, buffer_size: int) -> np.ndarray:
+    """``array[rows]`` at the start of a ``buffer_size``-row array of the same kind; the rest empty."""
+    taken = np.full((buffer_size, *array.shape[1:]), None if array.dtype == object else 0, dtype=array.dtype)
+    taken[: len(rows)] = array[rows]
+    return taken
+
+
 def _rows_and_envs(key: tuple, storage_name: str) -> tuple[Any, Any]:
     """The ``(rows, envs)`` of a ``storage[rows, envs]`` (or ``[rows, envs, :]``) read: all SB3's buffers do."""
     if not isinstance(key, tuple) or len(key) not in (2, 3) or (len(key) == 3 and key[2] != slice(None)):
@@ -119,6 +126,10 @@ class CompressedObservations:
                 last.blobs[env_index] = compress(value.tobytes())
             self.blobs[row, env_index] = last.blobs[env_index]
 
+    def take_rows(self, rows: np.ndarray, buffer_size: int) -> None:
+        """Keep only ``rows``, in that order, first of ``buffer_size`` rows (:meth:`CompressedReplayBuffer.resize`)."""
+        self.blobs = _rows_taken(self.blobs, rows, buffer_size)
+
     def __getitem__(self, key: tuple) -> np.ndarray:
         rows, envs = _rows_and_envs(key, type(self).__name__)
         blobs = np.atleast_1d(self.blobs[rows, envs])
@@ -156,6 +167,12 @@ class DeviceObservations:
 
     def __setitem__(self, row: int, values: np.ndarray) -> None:
         self.data[row].copy_(th.as_tensor(np.asarray(values)))
+
+    def take_rows(self, rows: np.ndarray, buffer_size: int) -> None:
+        """Keep only ``rows``, in that order, first of ``buffer_size`` rows (:meth:`CompressedReplayBuffer.resize`)."""
+        data = th.empty((buffer_size, *self.data.shape[1:]), dtype=self.data.dtype, device=self.data.device)
+        data[: len(rows)] = self.data[th.as_tensor(rows, device=self.data.device)]
+        self.data = data
 
     def __getitem__(self, key: tuple) -> th.Tensor:
         rows, envs = _rows_and_envs(key, type(self).__name__)
@@ -275,6 +292,30 @@ class CompressedReplayBuffer(ReplayBuffer):
         storages = (self.observations, self.next_observations)
         distinct = {id(blob): len(blob) for storage in storages for blob in storage.blobs.ravel() if blob is not None}
         return sum(distinct.values()) + sum(storage.blobs.nbytes for storage in storages)
+
+    def resize(self, buffer_size: int) -> np.ndarray:
+        """
+        Hold ``buffer_size`` transitions from now on (``buffer_size // n_envs`` rows, as SB3 counts),
+        keeping those stored, oldest first; shrinking keeps the newest that fit. Consecutive
+        transitions stay consecutive, so n-step windows read the same transitions as before.
+
+        :param buffer_size: The new capacity, in transitions.
+        :return: The rows kept, in their new order (row ``i`` now holds what row ``kept[i]`` held).
+        """
+        rows = max(buffer_size // self.n_envs, 1)
+        kept = (np.arange(self.pos - self.size(), self.pos) % self.buffer_size)[-rows:]  # oldest first
+        for name in ("actions", "rewards", "dones", "timeouts"):
+            setattr(self, name, _rows_taken(getattr(self, name), kept, rows))
+        for name in ("observations", "next_observations"):
+            storage = getattr(self, name)
+            if isinstance(storage, np.ndarray):  # storage="arrays"
+                setattr(self, name, _rows_taken(storage, kept, rows))
+            else:
+                storage.take_rows(kept, rows)
+        self.buffer_size = rows
+        self.pos = len(kept) % rows
+        self.full = len(kept) == rows
+        return kept
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
@@ -435,6 +476,15 @@ class PrioritizedReplayBuffer(CompressedReplayBuffer):
         return PrioritizedReplayBufferSamples(
             *samples, weights=self.to_torch(weights.astype(np.float32).reshape(-1, 1), copy=False), indices=leaves
         )
+
+    def resize(self, buffer_size: int) -> np.ndarray:
+        # Each kept transition keeps its priority, at its new leaf.
+        priorities = self.tree.priorities
+        kept = super().resize(buffer_size)
+        old_leaves = (kept[:, None] * self.n_envs + np.arange(self.n_envs)).ravel()
+        self.tree = SumTree(self.buffer_size * self.n_envs)
+        self.tree.update(np.arange(len(old_leaves)), priorities[old_leaves])
+        return kept
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """

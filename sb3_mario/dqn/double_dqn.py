@@ -61,8 +61,9 @@ class DoubleDQN(DQN):
     its subclass), dueling policies, SB3's exploration schedule and callbacks such as
     :class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`. Not with prioritized replay or sb3-mario's
     buffers: ``optimize_memory_usage`` (compressed storage stores an observation once), ``Dict`` observations.
-    A replay buffer loaded with :meth:`load_replay_buffer` takes the algorithm's ``n_steps``, ``gamma``
-    and prioritization exponent, with a warning when they differ from the ones it was saved with.
+    A replay buffer loaded with :meth:`load_replay_buffer` takes the algorithm's ``n_steps``, ``gamma``,
+    prioritization exponent and ``buffer_size`` (sb3-mario's buffers are resized), with a warning when
+    they differ from the ones it was saved with.
 
     :param double_q: Use Double-DQN targets.
     :param prioritized_replay: Use prioritized replay.
@@ -265,11 +266,17 @@ class DoubleDQN(DQN):
         super().load_replay_buffer(path, truncate_last_traj)
         buffer = self.replay_buffer
         capacity = buffer.buffer_size * buffer.n_envs
-        if capacity != max(self.buffer_size // buffer.n_envs, 1) * buffer.n_envs:
+        wanted_capacity = max(self.buffer_size // buffer.n_envs, 1) * buffer.n_envs
+        if capacity != wanted_capacity:
             # SB3 replaces the buffer whole: a buffer_size changed for a resumed run would silently not apply.
+            if isinstance(buffer, CompressedReplayBuffer):
+                buffer.resize(self.buffer_size)
+                outcome = f"resized to {wanted_capacity:,}" + (" (the newest kept)" if capacity > wanted_capacity else "")
+            else:
+                outcome = "kept at its size (SB3's buffers cannot be resized)"
             warnings.warn(
-                f"the loaded replay buffer holds {capacity:,} transitions; this {type(self).__name__}'s buffer_size "
-                f"{self.buffer_size:,} does not apply to it (it keeps its own size)",
+                f"the loaded replay buffer holds {capacity:,} transitions, this {type(self).__name__}'s buffer_size is "
+                f"{self.buffer_size:,}: {outcome}",
                 stacklevel=2,
             )
         if not isinstance(buffer, CompressedReplayBuffer):
