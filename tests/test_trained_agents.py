@@ -12,10 +12,12 @@ from tests.zoo_runner import REPO, zoo
 
 AGENTS = REPO / "rl-trained-agents"
 FLAG_AGENT = AGENTS / "ddqn" / "MarioShaped_1"  # the 1-1 agent: its card is README.md there
+WORLD1_AGENT = AGENTS / "world1" / "ddqn" / "MarioShaped_1"  # one agent for 1-1 .. 1-4: enjoy -f rl-trained-agents/world1/
+SHIPPED = pytest.mark.parametrize("folder", [FLAG_AGENT, WORLD1_AGENT], ids=["1-1", "world1"])
 
 
 def greedy_observations(agent, steps: int) -> list[np.ndarray]:
-    """The first ``steps`` observations of the agent's greedy episode on its stage."""
+    """The first ``steps`` observations of the agent's greedy episode on its stage (or one drawn from its world)."""
     env = gym.make("MarioShaped", **agent.env_kwargs)
     observation, _ = env.reset(seed=0)
     observations = [observation]
@@ -28,16 +30,18 @@ def greedy_observations(agent, steps: int) -> list[np.ndarray]:
     return observations
 
 
-def test_the_shipped_agent_fits_its_card_and_size_limit() -> None:
-    assert (FLAG_AGENT / "README.md").is_file()
-    assert (FLAG_AGENT / "MarioShaped.zip").stat().st_size <= 40 * 2**20
+@SHIPPED
+def test_the_shipped_agent_fits_its_card_and_size_limit(folder) -> None:
+    assert (folder / "README.md").is_file()
+    assert (folder / "MarioShaped.zip").stat().st_size <= 40 * 2**20
     for name in ("config.yml", "args.yml", "vecnormalize.pkl"):
-        assert (FLAG_AGENT / "MarioShaped" / name).is_file(), name
+        assert (folder / "MarioShaped" / name).is_file(), name
 
 
-def test_the_safe_loader_and_sb3s_load_choose_the_same_actions() -> None:
-    safe = load_agent(FLAG_AGENT)  # never unpickles; the run folder's env arguments
-    trusted = DoubleDQN.load(FLAG_AGENT / "MarioShaped.zip", device="cpu")
+@SHIPPED
+def test_the_safe_loader_and_sb3s_load_choose_the_same_actions(folder) -> None:
+    safe = load_agent(folder)  # never unpickles; the run folder's env arguments
+    trusted = DoubleDQN.load(folder / "MarioShaped.zip", device="cpu")
     observations = np.stack(greedy_observations(safe, steps=60))
     safe_actions = safe.model.predict(observations, deterministic=True)[0]
     np.testing.assert_array_equal(safe_actions, trusted.predict(observations, deterministic=True)[0])
@@ -57,3 +61,25 @@ def test_rl_zoo3_enjoy_plays_the_shipped_agent_to_the_flag() -> None:
     out = zoo("enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(AGENTS), "--no-render", "-n", "1000")
     assert f"Loading {AGENTS / 'ddqn' / 'MarioShaped_1' / 'MarioShaped.zip'}" in out
     assert "Success rate: 100.00%" in out  # every episode it finished reached the flag
+
+
+# The furthest random right-going play got on each stage in 20 episodes (the world-1 agent's card).
+RANDOM_FURTHEST = {"1-1": 1407, "1-2": 1195, "1-3": 431}
+
+
+@pytest.mark.slow
+def test_the_world1_agent_clears_1_4_greedily_and_outruns_random_play_elsewhere() -> None:
+    agent = load_agent(WORLD1_AGENT)
+    assert agent.env_kwargs["level"] == 1  # one network for the four stages
+    report = evaluate.evaluate(agent, ["1-1", "1-2", "1-3", "1-4"], 1, 0.0, seed=0, progress_bar=False)
+    greedy = {stage: level["agent"]["episodes"][0] for stage, level in report["levels"].items()}
+    assert greedy["1-4"]["flag"] and greedy["1-4"]["cause"] == "flag", greedy["1-4"]
+    for stage, furthest in RANDOM_FURTHEST.items():
+        assert greedy[stage]["max_x"] > furthest, (stage, greedy[stage])
+
+
+@pytest.mark.slow
+def test_rl_zoo3_enjoy_plays_the_world1_agent() -> None:
+    out = zoo("enjoy", "--algo", "ddqn", "--env", "MarioShaped", "-f", str(AGENTS / "world1"), "--no-render", "-n", "400")
+    assert f"Loading {WORLD1_AGENT / 'MarioShaped.zip'}" in out
+    assert "Episode Length" in out  # it played episodes to their end
