@@ -5,7 +5,7 @@ with the same budget and settings, and random play, each evaluated on every stag
     python scripts/bench_levels.py                                  # world 1, the entry's 2M steps: ~13 h per run here
     python scripts/bench_levels.py --steps 500000 --params exploration_fraction:0.1
     python scripts/bench_levels.py --evaluate-only --at 120000     # evaluate what the runs have saved
-    python scripts/bench_levels.py --models world_1=runs/world1/logs/ddqn/MarioShaped_6/rl_model_1300000_steps.zip \
+    python scripts/bench_levels.py --models world_1=runs/world1/logs/ddqn/MarioShaped_6/MarioShaped.zip \
         1-1=rl-trained-agents/ddqn/MarioShaped_1 --episodes 20 --output bench/levels_final  # any saved agents
 
 Trains side by side (one process and one torch thread each) the multi-stage entry
