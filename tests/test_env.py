@@ -7,9 +7,9 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.env_util import unwrap_wrapper
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
-from tests.layers import layer
 from tests.ram_driver import run_right_with_help
 
 NOOP, RIGHT_RUN, RIGHT_RUN_JUMP, RIGHT = 0, 3, 4, 1
@@ -194,7 +194,7 @@ def test_a_reused_env_forgets_the_held_jump_button_of_the_last_episode() -> None
 def test_action_sets(actions: str, buttons: list) -> None:
     env = gym.make("MarioShaped", actions=actions)
     assert env.action_space.n == len(buttons)
-    assert layer(env, JoypadSpace).get_action_meanings() == [" ".join(combination) for combination in buttons]
+    assert unwrap_wrapper(env, JoypadSpace).get_action_meanings() == [" ".join(combination) for combination in buttons]
     env.close()
 
 

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from stable_baselines3.common.env_util import is_wrapped, unwrap_wrapper
 
 from sb3_mario.envs.frontier_starts import FrontierStarts
 from sb3_mario.envs.mario import evaluation_env_kwargs, make_mario_shaped
 from sb3_mario.envs.reward import ShapedReward
 from sb3_mario.envs.wrappers import ShapedFrameSkip
 from sb3_mario.loading import _run_env_kwargs
-from tests.layers import layer
 
 RIGHT_JUMP_RUN = 4  # right_only: right + A + B
 
@@ -27,7 +27,7 @@ def play(env, rng: np.random.Generator, max_steps: int = 400) -> tuple[list[dict
 
 def test_a_restored_snapshot_replays_the_same_frames_and_positions() -> None:
     env = make_mario_shaped(level="1-1", actions="right_only", frame_size=32)
-    shaped = layer(env, ShapedFrameSkip)
+    shaped = unwrap_wrapper(env, ShapedFrameSkip)
     env.reset(seed=0)
     actions = np.random.default_rng(1).integers(1, 5, size=60)
     for action in actions[:20]:
@@ -48,7 +48,7 @@ def test_a_restored_snapshot_replays_the_same_frames_and_positions() -> None:
 
 def test_a_snapshot_of_another_stage_is_refused() -> None:
     env = make_mario_shaped(level=["1-1", "1-2"], stage_order="round_robin", frame_size=32)
-    shaped = layer(env, ShapedFrameSkip)
+    shaped = unwrap_wrapper(env, ShapedFrameSkip)
     env.reset(seed=0)
     snapshot = shaped.snapshot()  # 1-1
     env.reset()  # 1-2
@@ -66,7 +66,7 @@ def test_an_episode_started_past_the_halfway_point_earns_no_checkpoint_bonus() -
 
 def test_episodes_start_from_the_best_runs_snapshots_taken_on_the_ground_spacing_apart() -> None:
     env = make_mario_shaped(level="1-1", actions="right_only", frame_size=32, frontier_starts=1.0)
-    starts = layer(env, FrontierStarts)
+    starts = unwrap_wrapper(env, FrontierStarts)
     _, info = env.reset(seed=0)
     assert info["x_pos"] == 40 and info["frontier_start"] is False  # nothing to start from yet
     rng = np.random.default_rng(0)
@@ -95,7 +95,7 @@ def test_episodes_start_from_the_best_runs_snapshots_taken_on_the_ground_spacing
 
 def test_without_frontier_starts_every_episode_starts_at_the_start() -> None:
     env = make_mario_shaped(level="1-1", actions="right_only", frame_size=32, frontier_starts=0.5)
-    layer(env, FrontierStarts).probability = 0.0
+    unwrap_wrapper(env, FrontierStarts).probability = 0.0
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     play(env, rng)
@@ -131,12 +131,9 @@ def test_rl_zoo3s_enjoy_and_record_video_play_from_the_start() -> None:
     env = rl_zoo3.create_test_env(
         "MarioShaped", n_envs=1, hyperparams={}, env_kwargs={"frame_size": 32, "frontier_starts": 1.0}
     )
-    layers, inner = [], env.envs[0]
-    while hasattr(inner, "env"):
-        layers.append(type(inner))
-        inner = inner.env
+    monitored = env.envs[0]
     env.close()
-    assert ShapedFrameSkip in layers and FrontierStarts not in layers
+    assert is_wrapped(monitored, ShapedFrameSkip) and not is_wrapped(monitored, FrontierStarts)
 
 
 def test_every_env_says_whether_its_episode_started_from_a_snapshot() -> None:

@@ -7,12 +7,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from stable_baselines3.common.env_util import unwrap_wrapper
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
 from sb3_mario.envs.mario import evaluation_env_kwargs, make_mario_shaped
 from sb3_mario.envs.stage_weights import FailureWeightedStages
 from sb3_mario.envs.wrappers import StageSampler
-from tests.layers import layer
 
 
 class ScriptedEpisodes(gym.Env):
@@ -45,7 +45,7 @@ class ScriptedEpisodes(gym.Env):
 
 def test_weights_grow_with_a_stages_failures_and_keep_a_floor() -> None:
     env = make_mario_shaped(level=["1-1", "1-2", "1-3"], stage_weights="failures", frame_size=32)
-    weighting = layer(env, FailureWeightedStages)
+    weighting = unwrap_wrapper(env, FailureWeightedStages)
     weighting.flags["1-1"].extend([True, True, True, False])  # fails 1 in 4: weight 0.25
     weighting.flags["1-2"].extend([True] * 4)  # never fails: the floor, 0.25
     # 1-3 not played yet: weight 1
@@ -93,7 +93,7 @@ def test_stages_share_the_steps_not_the_episodes() -> None:
 
 def test_the_sampler_draws_by_its_weights() -> None:
     env = make_mario_shaped(level=["1-1", "1-2", "1-3"], frame_size=32)
-    sampler = layer(env, StageSampler)
+    sampler = unwrap_wrapper(env, StageSampler)
     sampler.weights = np.array([0.0, 1.0, 0.0])
     levels = [env.reset(seed=3)[1]["level"]] + [env.reset()[1]["level"] for _ in range(4)]
     env.close()
