@@ -19,7 +19,8 @@ Every run is evaluated at the same env step, ``--at`` (default: the newest check
 saved), on every stage, with epsilon 0.05, and random play with the entry's action set on the same
 seeds. ``--models`` evaluates the agents it names instead (model zips or rl-zoo3 run folders, each
 with the budget it was trained for: e.g. a long world-1 run against the single-stage agents at hand),
-and trains nothing. Writes ``<output>/matrix.json`` (an evaluation report, one policy per agent: ``plots progress``
+and trains nothing (the runs' options ``--steps``, ``--conf``, ``--params``, ``--at`` and ``--evaluate-only``
+are refused beside it). Writes ``<output>/matrix.json`` (an evaluation report, one policy per agent: ``plots progress``
 reads it), ``<output>/matrix.png`` and prints the table.
 """
 
@@ -164,6 +165,12 @@ def main() -> None:
         parser.error(f"--at {args.at} is not a checkpoint step; checkpoints are saved every {CHECKPOINT_STEPS:,} steps")
 
     models = named_models(args.models, parser)
+    if models:
+        # --models trains nothing and evaluates each agent at its own budget: the runs' options would be ignored.
+        for option in ("steps", "conf", "params", "at", "evaluate_only"):
+            if getattr(args, option) != parser.get_default(option):
+                flag = "--" + option.replace("_", "-")
+                parser.error(f"{flag} applies to the trained runs, not to --models (which evaluates the agents as saved)")
     step = None
     if not models:
         run_dirs = {name: args.output / name for name in run_names(args.world)}
