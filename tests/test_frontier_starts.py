@@ -1,5 +1,7 @@
 """Episodes that start from snapshots along a stage's best run: snapshots, the wrapper, evaluation's guard."""
 
+from collections import deque
+
 import numpy as np
 import pytest
 from stable_baselines3.common.env_util import is_wrapped, unwrap_wrapper
@@ -7,8 +9,9 @@ from stable_baselines3.common.env_util import is_wrapped, unwrap_wrapper
 from sb3_mario.envs.frontier_starts import FrontierStarts
 from sb3_mario.envs.mario import evaluation_env_kwargs, make_mario_shaped
 from sb3_mario.envs.reward import ShapedReward
-from sb3_mario.envs.wrappers import ShapedFrameSkip
+from sb3_mario.envs.wrappers import ShapedFrameSkip, StageSnapshot
 from sb3_mario.loading import _run_env_kwargs
+from tests.ram_driver import run_right_with_help
 
 RIGHT_JUMP_RUN = 4  # right_only: right + A + B
 
@@ -105,14 +108,77 @@ def test_without_frontier_starts_every_episode_starts_at_the_start() -> None:
         play(env, rng, max_steps=30)
 
 
+def test_failures_weigh_the_snapshots_just_before_where_episodes_from_the_start_ended() -> None:
+    env = make_mario_shaped(level="1-1", frame_size=32, frontier_starts=1.0, frontier_start_weights="failures")
+    starts = unwrap_wrapper(env, FrontierStarts)
+    snapshots = [StageSnapshot("1-1", x, None, None, 0) for x in (168, 296, 424, 552, 680, 808)]
+    starts.best_runs["1-1"] = (1000, snapshots)
+    uniform = np.full(6, 1 / 6)
+    assert np.allclose(starts.snapshot_weights("1-1"), uniform)  # no failure yet
+    starts.failures["1-1"] = deque([100])  # before every snapshot: no run-up to practise
+    assert np.allclose(starts.snapshot_weights("1-1"), uniform)
+    # 700 weighs on 552 and 680 (less than 256 px before it), 450 on 296 and 424: half uniform, half these.
+    starts.failures["1-1"] = deque([700, 700, 450, 100])
+    assert np.allclose(starts.snapshot_weights("1-1"), np.array([1, 2, 2, 3, 3, 1]) / 12)
+    starts.start_weights = "uniform"
+    assert np.allclose(starts.snapshot_weights("1-1"), uniform)
+
+
+def test_only_episodes_from_the_start_that_miss_the_flag_count_as_failures() -> None:
+    env = make_mario_shaped(
+        level="1-1", actions="right_only", frame_size=32, frontier_starts=1.0, frontier_start_weights="failures"
+    )
+    starts = unwrap_wrapper(env, FrontierStarts)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    infos, _ = play(env, rng)
+    assert infos[-1]["death"] and list(starts.failures["1-1"]) == [infos[-1]["x_pos"]]
+    _, info = env.reset()
+    assert info["frontier_start"] is True
+    infos, _ = play(env, rng)
+    assert not infos[-1]["flag_get"] and len(starts.failures["1-1"]) == 1  # from a snapshot: not counted
+    starts.probability = 0.0
+    _, info = env.reset()
+    assert info["frontier_start"] is False
+    run_right_with_help(env.unwrapped, until_x=3050)  # on the last staircase, before the flagpole
+    for step in range(60):
+        _, _, terminated, _, info = env.step(RIGHT_JUMP_RUN if step % 6 < 4 else 1)
+        if terminated:
+            break
+    assert info["flag_get"] and len(starts.failures["1-1"]) == 1  # cleared: not a failure
+
+
+def test_snapshot_starts_are_drawn_by_the_weights() -> None:
+    env = make_mario_shaped(
+        level="1-1", actions="right_only", frame_size=32, frontier_starts=1.0, frontier_start_weights="failures"
+    )
+    starts = unwrap_wrapper(env, FrontierStarts)
+    env.reset(seed=0)
+    play(env, np.random.default_rng(0))
+    positions = [snapshot.x_pos for snapshot in starts.best_runs["1-1"][1]]
+    starts.failures["1-1"] = deque([positions[1] + 10] * 5)
+    weights = starts.snapshot_weights("1-1")
+    assert weights[1] > 2 * weights[-1]
+    draws = [positions.index(env.reset()[1]["x_pos"]) for _ in range(600)]
+    frequencies = np.bincount(draws, minlength=len(positions)) / len(draws)
+    assert np.abs(frequencies - weights).max() < 0.06
+
+
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_a_bad_frontier_starts_value_is_refused(value: float) -> None:
     with pytest.raises(ValueError, match=f"frontier_starts={value} must be a probability in"):
         make_mario_shaped(frontier_starts=value)
 
 
+def test_a_bad_frontier_start_weighting_is_refused() -> None:
+    with pytest.raises(ValueError, match="frontier_start_weights='deaths' is not valid; valid choices: uniform, failures"):
+        make_mario_shaped(frontier_starts=0.5, frontier_start_weights="deaths")
+    with pytest.raises(ValueError, match="frontier_start_weights='failures' weighs the snapshot starts; frontier_starts is 0"):
+        make_mario_shaped(frontier_start_weights="failures")
+
+
 def test_evaluations_play_from_the_start(tmp_path) -> None:
-    run_kwargs = {"actions": "right_only", "frame_size": 64, "frontier_starts": 0.5}
+    run_kwargs = {"actions": "right_only", "frame_size": 64, "frontier_starts": 0.5, "frontier_start_weights": "failures"}
     assert evaluation_env_kwargs(run_kwargs) == {"actions": "right_only", "frame_size": 64}
     # As rl-zoo3 writes a run's config, here one whose -params gave a tuple (the Monitor's keywords).
     (tmp_path / "config.yml").write_text(

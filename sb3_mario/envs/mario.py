@@ -11,7 +11,7 @@ from gym_super_mario_bros import SuperMarioBrosEnv
 from gym_super_mario_bros.actions import COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 
-from sb3_mario.envs.frontier_starts import FrontierStarts
+from sb3_mario.envs.frontier_starts import FrontierStarts, check_start_weights
 from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward
 from sb3_mario.envs.stage_weights import FailureWeightedStages, check_stage_weights
 from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
@@ -30,7 +30,7 @@ RENDER_MODES = (None, "rgb_array", "human")
 
 # Arguments that shape training episodes only: evaluation starts every episode at its stage's start
 # and plays every stage as often.
-TRAINING_ONLY_KWARGS = ("frontier_starts", "stage_weights")
+TRAINING_ONLY_KWARGS = ("frontier_starts", "frontier_start_weights", "stage_weights")
 
 # frame_skip is the env's own argument: the reward takes it from there.
 REWARD_CONSTANTS = tuple(name for name in inspect.signature(ShapedReward).parameters if name != "frame_skip")
@@ -65,6 +65,7 @@ def make_mario_shaped(
     stage_order: str = "random",
     fresh_jumps: bool = True,
     frontier_starts: float = 0.0,
+    frontier_start_weights: str = "uniform",
     stage_weights: str = "uniform",
     **reward_constants: float,
 ) -> gym.Env:
@@ -94,6 +95,8 @@ def make_mario_shaped(
     :param frontier_starts: Share of the episodes that start from a snapshot along the stage's best
         run so far instead of its start (:class:`sb3_mario.envs.frontier_starts.FrontierStarts`);
         training only (:func:`evaluation_env_kwargs`).
+    :param frontier_start_weights: Which snapshot such an episode starts from: ``"uniform"``, or
+        ``"failures"``: half of them just before where the stage's episodes from its start fail; training only.
     :param stage_weights: With several stages drawn at random: ``"uniform"``, or ``"failures"``: more
         training steps on the stages the agent clears least often
         (:class:`sb3_mario.envs.stage_weights.FailureWeightedStages`); training only.
@@ -106,6 +109,8 @@ def make_mario_shaped(
     if actions not in ACTION_SETS:
         raise ValueError(f"actions={actions!r} is not an action set; valid choices: {', '.join(ACTION_SETS)}")
     check_stage_order(stage_order)
+    if check_start_weights(frontier_start_weights) != "uniform" and not frontier_starts:
+        raise ValueError(f"frontier_start_weights={frontier_start_weights!r} weighs the snapshot starts; frontier_starts is 0")
     if check_stage_weights(stage_weights) != "uniform" and len(levels) == 1:
         raise ValueError(f"stage_weights={stage_weights!r} weighs several stages; level={level!r} is one")
     if render_mode not in RENDER_MODES:
@@ -130,7 +135,7 @@ def make_mario_shaped(
     reward = rewards if len(levels) > 1 else rewards[levels[0]]  # one rule per stage, or the stage's own
     env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack, fresh_jumps=fresh_jumps)
     if frontier_starts:
-        env = FrontierStarts(env, probability=frontier_starts)
+        env = FrontierStarts(env, probability=frontier_starts, start_weights=frontier_start_weights)
     if stage_weights == "failures":
         env = FailureWeightedStages(env, sampler)
     env = JoypadSpace(env, ACTION_SETS[actions])
