@@ -4,6 +4,7 @@ Plots of training and evaluation, as PNG.
     python -m sb3_mario.plots curves logs/dqn/MarioShaped_1 --tensorboard logs/tensorboard/MarioShaped/DQN_1
     python -m sb3_mario.plots progress logs/dqn/MarioShaped_1/evaluation.json
     python -m sb3_mario.plots stages logs/ddqn/MarioShaped_1
+    python -m sb3_mario.plots ends logs/ddqn/MarioShaped_1 --since 1000000
 
 
 ``curves``: episode reward, ``max_x`` and flag rate against env steps, from the run's Monitor CSV files
@@ -12,6 +13,8 @@ back on TensorBoard's ``mario/*`` scalars), and epsilon from TensorBoard's ``rol
 ``progress``: how far each policy got on each level of an evaluation report.
 ``stages``: per stage of a multi-stage run (the Monitor's ``level`` column), flag rate and ``max_x``
 against env steps.
+``ends``: per stage of a multi-stage run, where its episodes from the stage's start ended without the
+flag (``max_x`` in bins), printed as a table and plotted: the obstacles it fails at.
 
 Episodes started from a snapshot (``frontier_starts``; the Monitor's ``frontier_start`` column) are
 left out of the ``max_x`` and flag curves: those count from the stage's start.
@@ -173,6 +176,63 @@ def plot_stage_curves(run_dir: Path | Sequence[Path], output: Path, window: int 
     return output
 
 
+def stage_ends(episodes: pd.DataFrame, bin_width: int = 200) -> pd.DataFrame:
+    """
+    Per stage (a row), the episodes from its start (``episodes``), their flags (``flags``), and, per
+    ``bin_width``-pixel bin of ``max_x`` (a column named by its left edge), how many of them ended
+    there without the flag.
+
+    :param episodes: :func:`read_monitor_episodes` of a multi-stage run.
+    :param bin_width: Pixels per bin.
+    """
+    from_start = episodes[episodes["from_start"]]
+    failed = from_start[from_start["flag"] == 0]
+    ends = pd.crosstab(failed["level"].astype(str), (failed["max_x"] // bin_width * bin_width).astype(int))
+    totals = from_start.groupby(from_start["level"].astype(str))["flag"].agg(episodes="size", flags="sum").astype(int)
+    return totals.join(ends).fillna(0).astype(int).rename_axis(index="level", columns=None)
+
+
+def plot_stage_ends(
+    run_dir: Path | Sequence[Path], output: Path, since: int = 0, bin_width: int = 200
+) -> tuple[Path, pd.DataFrame]:
+    """
+    Per stage of a multi-stage run, a histogram of where its episodes from the stage's start ended
+    without the flag (:func:`stage_ends`), as one PNG.
+
+    :param run_dir: rl-zoo3 run folder, or a run's folder followed by those of its continuations.
+    :param output: PNG path.
+    :param since: Leave out the episodes that ended at or before this many env steps of the run.
+    :param bin_width: Pixels per bin.
+    :return: The PNG's path and the table it plots.
+    """
+    run_dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
+    episodes = read_monitor_episodes(*run_dirs)
+    if "level" not in episodes or "flag" not in episodes or "max_x" not in episodes:
+        raise ValueError(
+            f"{run_dirs[0]}'s Monitor files have no level/flag_get/max_x columns (ddqn_world1.yml's monitor_kwargs has them)"
+        )
+    episodes = episodes[episodes["steps"] > since]
+    if episodes.empty:
+        raise ValueError(
+            f"no episode ended after {since:,} steps: the run has {int(read_monitor_episodes(*run_dirs)['steps'].iloc[-1]):,}"
+        )
+    table = stage_ends(episodes, bin_width)
+    fig, axes = plt.subplots(1, len(table), figsize=(3.6 * len(table), 3.6), sharey=True, squeeze=False)
+    for ax, (level, row) in zip(axes[0], table.iterrows(), strict=True):
+        ax.bar(row.index[2:], row.iloc[2:], width=bin_width * 0.9, align="edge")
+        ax.set_title(f"{level}: {row['flags']} flags in {row['episodes']} episodes", fontsize=10)
+        ax.set_xlabel("max_x of the episodes that failed")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("episodes")
+    steps = f"{int(episodes['steps'].iloc[0]):,} .. {int(episodes['steps'].iloc[-1]):,}"
+    fig.suptitle(f"{run_dirs[-1].name}: where episodes from each stage's start ended, env steps {steps}")
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output, table
+
+
 def plot_level_progress(report_path: Path, output: Path) -> Path:
     """
     Per level and policy: each episode's ``max_x`` (dots), the median (bar) and the flag rate.
@@ -238,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     stages.add_argument("run_dir", type=Path, nargs="+", help="a run folder, then those of its continuations (-i)")
     stages.add_argument("--window", type=int, default=50, help="episodes of a stage per rolling mean")
     stages.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/stage_curves.png)")
+    ends = commands.add_parser("ends", help="where a multi-stage run's episodes from each stage's start failed")
+    ends.add_argument("run_dir", type=Path, nargs="+", help="a run folder, then those of its continuations (-i)")
+    ends.add_argument("--since", type=int, default=0, help="only the episodes ended after this many env steps")
+    ends.add_argument("--bin", type=int, default=200, help="pixels of max_x per bin")
+    ends.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: <run_dir>/stage_ends.png)")
     progress = commands.add_parser("progress", help="level progress from an evaluation JSON")
     progress.add_argument("report", type=Path)
     progress.add_argument("-o", "--output", type=Path, default=None, help="PNG (default: beside the report)")
@@ -254,6 +319,17 @@ def main(argv: list[str] | None = None) -> None:
             path = plot_stage_curves(args.run_dir, args.output or args.run_dir[-1] / "stage_curves.png", args.window)
         except (FileNotFoundError, ValueError) as error:  # not a run folder, not a multi-stage run
             parser.error(str(error))
+    elif args.command == "ends":
+        if args.bin < 1:
+            parser.error(f"--bin {args.bin} must be a positive number of pixels")
+        try:
+            path, table = plot_stage_ends(
+                args.run_dir, args.output or args.run_dir[-1] / "stage_ends.png", args.since, args.bin
+            )
+        except (FileNotFoundError, ValueError) as error:  # not a run folder, not a multi-stage run, nothing after --since
+            parser.error(str(error))
+        print(f"episodes from each stage's start, their flags, and how many failed in each {args.bin}-pixel bin of max_x:")
+        print(table.to_string())
     else:
         if not args.report.is_file():
             parser.error(f"no evaluation report at {str(args.report)!r}")

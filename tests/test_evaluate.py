@@ -234,6 +234,29 @@ def test_stage_curves_count_episodes_from_each_stages_start(tmp_path) -> None:
         plots.main(["stages", str(tmp_path.parent / "nowhere")])
 
 
+def test_stage_ends_count_the_failed_episodes_from_each_stages_start_by_max_x(tmp_path, capsys) -> None:
+    header = '#{"t_start": 0, "env_id": "MarioShaped"}\nr,l,t,max_x,flag_get,level,frontier_start\n'
+    rows = [
+        "1.0,10,1.0,850,False,1-3,False",
+        "1.0,10,2.0,3161,True,1-1,False",  # a flag: counted in flags, not in the bins
+        "1.0,10,3.0,999,False,1-3,False",
+        "1.0,10,4.0,610,False,1-3,True",  # from a snapshot: left out
+        "1.0,10,5.0,1000,False,1-3,False",
+        "1.0,10,6.0,420,False,1-1,False",
+    ]
+    (tmp_path / "0.monitor.csv").write_text(header + "\n".join(rows) + "\n")
+    table = plots.stage_ends(plots.read_monitor_episodes(tmp_path), bin_width=200)
+    assert table.columns.tolist() == ["episodes", "flags", 400, 800, 1000]
+    assert table.loc["1-1"].tolist() == [2, 1, 1, 0, 0] and table.loc["1-3"].tolist() == [3, 0, 0, 2, 1]
+    path, since = plots.plot_stage_ends(tmp_path, tmp_path / "ends.png", since=30)  # the last three episodes
+    assert Image.open(path).size == (720, 360) and since.loc["1-3"].tolist() == [1, 0, 0, 1]  # episodes, flags, 400, 1000
+    plots.main(["ends", str(tmp_path), "--bin", "500", "-o", str(tmp_path / "ends.png")])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["episodes", "flags", "0", "500", "1000"] in lines and ["1-3", "3", "0", "0", "2", "1"] in lines
+    with pytest.raises(SystemExit):
+        plots.main(["ends", str(tmp_path), "--since", "60"])  # no episode after the run's 60 steps
+
+
 @pytest.mark.slow
 def test_bad_inputs(run_dir, tmp_path, capsys) -> None:
     with pytest.raises(FileNotFoundError, match="no model at '.*missing.zip'"):
