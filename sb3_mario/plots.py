@@ -211,11 +211,9 @@ def plot_stage_ends(
         raise ValueError(
             f"{run_dirs[0]}'s Monitor files have no level/flag_get/max_x columns (ddqn_world1.yml's monitor_kwargs has them)"
         )
+    if episodes["steps"].iloc[-1] <= since:
+        raise ValueError(f"no episode ended after {since:,} steps: the run has {int(episodes['steps'].iloc[-1]):,}")
     episodes = episodes[episodes["steps"] > since]
-    if episodes.empty:
-        raise ValueError(
-            f"no episode ended after {since:,} steps: the run has {int(read_monitor_episodes(*run_dirs)['steps'].iloc[-1]):,}"
-        )
     table = stage_ends(episodes, bin_width)
     fig, axes = plt.subplots(1, len(table), figsize=(3.6 * len(table), 3.6), sharey=True, squeeze=False)
     for ax, (level, row) in zip(axes[0], table.iterrows(), strict=True):
