@@ -63,19 +63,21 @@ def test_rl_zoo3_enjoy_plays_the_shipped_agent_to_the_flag() -> None:
     assert "Success rate: 100.00%" in out  # every episode it finished reached the flag
 
 
-# The furthest random right-going play got on each stage in 20 episodes (the world-1 agent's card).
-RANDOM_FURTHEST = {"1-1": 1407, "1-2": 1195, "1-3": 431}
+# Per stage, how many of the level matrix's epsilon-0.05 episodes (seeds 0, 1, ...) it takes the
+# world-1 agent to reach the flag once (its card: 6, 3, 3 and 9 of 20 episodes cleared).
+EPISODES_TO_A_FLAG = {"1-1": 2, "1-2": 3, "1-3": 9, "1-4": 1}
 
 
 @pytest.mark.slow
-def test_the_world1_agent_clears_1_4_greedily_and_outruns_random_play_elsewhere() -> None:
+def test_the_world1_agent_clears_every_stage_of_world_1_and_1_4_greedily() -> None:
     agent = load_agent(WORLD1_AGENT)
     assert agent.env_kwargs["level"] == 1  # one network for the four stages
-    report = evaluate.evaluate(agent, ["1-1", "1-2", "1-3", "1-4"], 1, 0.0, seed=0, progress_bar=False)
-    greedy = {stage: level["agent"]["episodes"][0] for stage, level in report["levels"].items()}
-    assert greedy["1-4"]["flag"] and greedy["1-4"]["cause"] == "flag", greedy["1-4"]
-    for stage, furthest in RANDOM_FURTHEST.items():
-        assert greedy[stage]["max_x"] > furthest, (stage, greedy[stage])
+    for stage, n_episodes in EPISODES_TO_A_FLAG.items():
+        report = evaluate.evaluate(agent, [stage], n_episodes, 0.05, seed=0, progress_bar=False)
+        episodes = report["levels"][stage]["agent"]["episodes"]
+        assert episodes[-1]["flag"] and episodes[-1]["cause"] == "flag", (stage, episodes)
+    greedy = evaluate.evaluate(agent, ["1-4"], 1, 0.0, seed=0, progress_bar=False)["levels"]["1-4"]["agent"]["episodes"][0]
+    assert greedy["flag"] and greedy["cause"] == "flag", greedy
 
 
 @pytest.mark.slow
