@@ -175,6 +175,9 @@ def test_a_bad_frontier_start_weighting_is_refused() -> None:
         make_mario_shaped(frontier_starts=0.5, frontier_start_weights="deaths")
     with pytest.raises(ValueError, match="frontier_start_weights='failures' weighs the snapshot starts; frontier_starts is 0"):
         make_mario_shaped(frontier_start_weights="failures")
+    shaped = unwrap_wrapper(make_mario_shaped(frame_size=32), ShapedFrameSkip)
+    with pytest.raises(ValueError, match="window=0 must be a positive number of episodes"):
+        FrontierStarts(shaped, start_weights="failures", window=0)
 
 
 def test_evaluations_play_from_the_start(tmp_path) -> None:
