@@ -126,6 +126,16 @@ def plot_learning_curves(
     return output
 
 
+def read_stage_episodes(run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """:func:`read_monitor_episodes` of a multi-stage run, or a ``ValueError`` if its Monitor files lack the stage columns."""
+    episodes = read_monitor_episodes(*run_dirs)
+    if "level" not in episodes or "flag" not in episodes or "max_x" not in episodes:
+        raise ValueError(
+            f"{run_dirs[0]}'s Monitor files have no level/flag_get/max_x columns (ddqn_world1.yml's monitor_kwargs has them)"
+        )
+    return episodes
+
+
 def stage_curves(episodes: pd.DataFrame, window: int) -> dict[str, pd.DataFrame]:
     """
     Per stage, at the end of each of its episodes from the start: the run's env steps, and the flag
@@ -153,11 +163,7 @@ def plot_stage_curves(run_dir: Path | Sequence[Path], output: Path, window: int 
     :param window: Episodes of a stage in each rolling mean.
     """
     run_dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
-    episodes = read_monitor_episodes(*run_dirs)
-    if "level" not in episodes or "flag" not in episodes:
-        raise ValueError(
-            f"{run_dirs[0]}'s Monitor files have no level/flag_get columns (ddqn_world1.yml's monitor_kwargs has them)"
-        )
+    episodes = read_stage_episodes(run_dirs)
     fig, (flags, progress) = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
     for level, curve in stage_curves(episodes, window).items():
         flags.plot(curve["steps"], curve["flag_rate"], label=f"{level} ({len(curve)} episodes)")
@@ -206,11 +212,7 @@ def plot_stage_ends(
     :return: The PNG's path and the table it plots.
     """
     run_dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
-    episodes = read_monitor_episodes(*run_dirs)
-    if "level" not in episodes or "flag" not in episodes or "max_x" not in episodes:
-        raise ValueError(
-            f"{run_dirs[0]}'s Monitor files have no level/flag_get/max_x columns (ddqn_world1.yml's monitor_kwargs has them)"
-        )
+    episodes = read_stage_episodes(run_dirs)
     if episodes["steps"].iloc[-1] <= since:
         raise ValueError(f"no episode ended after {since:,} steps: the run has {int(episodes['steps'].iloc[-1]):,}")
     episodes = episodes[episodes["steps"] > since]
