@@ -33,6 +33,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, output: Path) -> Path:
+    """Lay ``fig`` out, write it to ``output`` (PNG, creating its folder) and free it; return ``output``."""
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
 def read_monitor_episodes(*run_dirs: Path) -> pd.DataFrame:
     """
     Every episode of a run's Monitor CSV files, in time order, with the env steps done at its end
@@ -119,11 +128,7 @@ def plot_learning_curves(
     panel(axes[1, 1], "Exploration (epsilon used)", None, "rollout/exploration_rate", "epsilon")
     for ax in axes[1]:
         ax.set_xlabel("env steps")
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def read_stage_episodes(run_dirs: Sequence[Path]) -> pd.DataFrame:
@@ -175,11 +180,7 @@ def plot_stage_curves(run_dir: Path | Sequence[Path], output: Path, window: int 
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(f"{run_dirs[-1].name}: training episodes from each stage's start, {int(episodes['steps'].iloc[-1]):,} steps")
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def stage_ends(episodes: pd.DataFrame, bin_width: int = 200) -> pd.DataFrame:
@@ -226,11 +227,7 @@ def plot_stage_ends(
     axes[0][0].set_ylabel("episodes")
     steps = f"{int(episodes['steps'].iloc[0]):,} .. {int(episodes['steps'].iloc[-1]):,}"
     fig.suptitle(f"{run_dirs[-1].name}: where episodes from each stage's start ended, env steps {steps}")
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output, table
+    return save_figure(fig, output), table
 
 
 def plot_level_progress(report_path: Path, output: Path) -> Path:
@@ -279,11 +276,7 @@ def plot_level_progress(report_path: Path, output: Path) -> Path:
     ax.set_title(f"Level progress, {report['episodes_per_level']} episodes per level, agent epsilon {epsilon}")
     ax.legend(loc="best", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def main(argv: list[str] | None = None) -> None:
