@@ -48,7 +48,9 @@ def start_training(log_folder: Path, n_timesteps: int = 100_000, run: list[str] 
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 900) -> None:
+    # Only a guard against a hung run (the runs end by themselves): 300 s was too short beside a
+    # training run on this 2-core machine, where the first checkpoint once took longer.
     deadline = time.time() + timeout
     while not path.exists():
         assert process.poll() is None, f"training stopped early:\n{process.stdout.read()[-3000:]}"
