@@ -64,20 +64,22 @@ def test_rl_zoo3_enjoy_plays_the_shipped_agent_to_the_flag() -> None:
 
 
 # Per stage, how many of the level matrix's epsilon-0.05 episodes (seeds 0, 1, ...) it takes the
-# world-1 agent to reach the flag once (its card: 6, 3, 3 and 9 of 20 episodes cleared).
-EPISODES_TO_A_FLAG = {"1-1": 2, "1-2": 3, "1-3": 9, "1-4": 1}
+# world-1 agent to reach the flag once (its card: 6, 5, 7 and 7 of 20 episodes cleared).
+EPISODES_TO_A_FLAG = {"1-1": 5, "1-2": 6, "1-3": 1, "1-4": 3}
 
 
 @pytest.mark.slow
-def test_the_world1_agent_clears_every_stage_of_world_1_and_1_4_greedily() -> None:
+def test_the_world1_agent_clears_every_stage_of_world_1_greedily_and_with_random_actions() -> None:
     agent = load_agent(WORLD1_AGENT)
     assert agent.env_kwargs["level"] == 1  # one network for the four stages
     for stage, n_episodes in EPISODES_TO_A_FLAG.items():
         report = evaluate.evaluate(agent, [stage], n_episodes, 0.05, seed=0, progress_bar=False)
         episodes = report["levels"][stage]["agent"]["episodes"]
         assert episodes[-1]["flag"] and episodes[-1]["cause"] == "flag", (stage, episodes)
-    greedy = evaluate.evaluate(agent, ["1-4"], 1, 0.0, seed=0, progress_bar=False)["levels"]["1-4"]["agent"]["episodes"][0]
-    assert greedy["flag"] and greedy["cause"] == "flag", greedy
+    greedy = evaluate.evaluate(agent, list(EPISODES_TO_A_FLAG), 1, 0.0, seed=0, progress_bar=False)["levels"]
+    for stage, report in greedy.items():
+        episode = report["agent"]["episodes"][0]
+        assert episode["flag"] and episode["cause"] == "flag", (stage, episode)
 
 
 @pytest.mark.slow
