@@ -173,8 +173,12 @@ def test_enjoy_and_record_a_checkpoint_or_the_best_model_of_a_run_still_training
 def test_the_fast_entry_trains_with_overlapped_subprocess_envs_and_a_stop(tmp_path) -> None:
     conf = REPO / "hyperparams" / "ddqn_fast.yml"
     train = ["--algo", "ddqn", "--env", "MarioShaped", "--conf-file", str(conf), "--vec-env", "subproc"]
-    out = zoo("train", *train, "-f", str(tmp_path), "-n", "400", "--eval-freq", "200", "--eval-episodes", "1", *SMALL)
-    assert "Success rate: 0.00%" in out  # the evaluation ran (and the untrained agent did not clear: no stop)
+    run = ["-f", str(tmp_path), "-n", "400", "--eval-freq", "200", "--eval-episodes", "1", "--seed", "1"]
+    out = zoo("train", *train, *run, *SMALL)
+    # The evaluation ran. Its outcome is not asserted: some untrained networks' greedy right-only play
+    # (always run-jump) clears 1-1 (seed 2 does, and then 4 of 20 epsilon-0.05 episodes: no stop), so the
+    # seed is fixed too. 400 steps: the flag-rate stop did not cut the run.
+    assert "Eval num_timesteps=200" in out and "Success rate: " in out
     model = DoubleDQN.load(tmp_path / "ddqn" / "MarioShaped_1" / "MarioShaped.zip", device="cpu")
     assert model.num_timesteps == 400 and model.overlap_env_steps and model.n_envs == 2
     assert model.observation_space.shape == (4, 64, 64) and model.replay_buffer_kwargs["storage"] == "lz4"
