@@ -5,7 +5,8 @@ sb3-mario: Super Mario Bros agents trained with Stable-Baselines3 and rl-zoo3.
 - :mod:`sb3_mario.dqn`: the learner (``DoubleDQN``), its dueling policies, replay buffers and exploration;
 - :mod:`sb3_mario.callbacks`: training callbacks for any SB3 algorithm on Mario (episode statistics, stopping);
 - :mod:`sb3_mario.zoo`: the rl-zoo3 hook, checkpoints and Optuna sweeps;
-- commands: ``python -m sb3_mario.evaluate``, ``.video``, ``.plots``, ``.tuning_results``
+- commands: ``python -m sb3_mario.evaluate``, ``.video``, ``.plots``, ``.tuning_results``,
+  ``.weight_averaging``
   (safe model loading: :mod:`sb3_mario.loading`).
 """
 

@@ -72,7 +72,7 @@ def _json_shape(entry: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(side) for side in (json.loads(shape) if isinstance(shape, str) else shape))
 
 
-def _read_zip(path: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
+def read_model_zip(path: Path) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
     """The zip's ``data`` as JSON and its policy weights, without unpickling anything."""
     try:
         archive = zipfile.ZipFile(path)
@@ -137,7 +137,7 @@ def load_policy_safely(path: Path) -> tuple[BasePolicy, tuple[int, ...], int]:
     :param path: SB3 zip.
     :return: The policy in eval mode, the observation shape and the number of actions.
     """
-    data, state_dict = _read_zip(path)
+    data, state_dict = read_model_zip(path)
     try:
         obs_shape = _json_shape(data["observation_space"])
         obs_dtype = np.dtype(data["observation_space"]["dtype"])
