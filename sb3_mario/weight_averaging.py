@@ -5,9 +5,9 @@ al. 2018, applied after training).
     python -m sb3_mario.weight_averaging runs/logs/ddqn/MarioShaped_1 --last 6      # newest 6 checkpoints
     python -m sb3_mario.weight_averaging a.zip b.zip c.zip --output averaged.zip
 
-A DQN's checkpoints 20k steps apart can differ by 20-30 points of flag rate on a stage (the world-1
-run of docs/results.md); the mean of their weights plays like a steadier policy than any one of them.
-The output is an ordinary SB3 zip: the newest input with its ``policy.pth`` replaced by the mean of
+A DQN's checkpoints 20k steps apart can differ by 20-30 points of flag rate on a stage; averaging
+their weights is a cheap candidate to try against picking one (what it did for the world-1 run:
+docs/results.md, "World 1"). The output is an ordinary SB3 zip: the newest input with its ``policy.pth`` replaced by the mean of
 every input's floating-point weights (the online and the target network alike), so ``DQN.load``,
 rl-zoo3's enjoy and :mod:`sb3_mario.evaluate` read it. Written by default beside the newest input, as
 ``<newest>_avg<N>.zip``, in its run folder, whose settings the evaluation commands then read. Its
