@@ -7,11 +7,12 @@ al. 2018, applied after training).
 
 A DQN's checkpoints 20k steps apart can differ by 20-30 points of flag rate on a stage; averaging
 their weights is a cheap candidate to try against picking one (what it did for the world-1 run:
-docs/results.md, "World 1"). The output is an ordinary SB3 zip: the newest input with its ``policy.pth`` replaced by the mean of
-every input's floating-point weights (the online and the target network alike), so ``DQN.load``,
-rl-zoo3's enjoy and :mod:`sb3_mario.evaluate` read it. Written by default beside the newest input, as
-``<newest>_avg<N>.zip``, in its run folder, whose settings the evaluation commands then read. Its
-optimizer state is the newest input's: resuming training from it is possible but not what it is for.
+docs/results.md, "World 1"). The output is an ordinary SB3 zip: the newest input with its
+``policy.pth`` replaced by the mean of every input's floating-point weights (the online and the
+target network alike), so ``DQN.load``, rl-zoo3's enjoy and :mod:`sb3_mario.evaluate` read it.
+Written by default beside the newest input, as ``<newest>_avg<N>.zip``, in its run folder, whose
+settings the evaluation commands then read. Its optimizer state is the newest input's: resuming
+training from it is possible but not what it is for.
 
 Averaging is only meaningful for checkpoints of one run close in time (one basin of the loss). Batch
 normalisation statistics are averaged like the weights, not recomputed (sb3-mario's entries train
