@@ -29,6 +29,7 @@ from pathlib import Path
 import torch as th
 
 from sb3_mario.loading import read_model_zip
+from sb3_mario.zoo.checkpoints import save_atomically
 
 CHECKPOINT_NAME = re.compile(r"rl_model_(\d+)_steps\.zip")  # SB3's CheckpointCallback, rl-zoo3's --save-freq
 
@@ -93,11 +94,13 @@ def save_averaged_model(paths: Sequence[Path], output: Path) -> Path:
         raise FileExistsError(f"{output} exists: choose another --output (nothing is overwritten)")
     weights = io.BytesIO()
     th.save(average_weights(paths), weights)
-    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
-    with zipfile.ZipFile(paths[-1]) as newest, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as averaged:
-        for item in newest.infolist():
-            averaged.writestr(item, weights.getvalue() if item.filename == "policy.pth" else newest.read(item.filename))
-    partial.replace(output)
+
+    def write(path: Path) -> None:
+        with zipfile.ZipFile(paths[-1]) as newest, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as averaged:
+            for item in newest.infolist():
+                averaged.writestr(item, weights.getvalue() if item.filename == "policy.pth" else newest.read(item.filename))
+
+    save_atomically(write, output)
     return output
 
 
