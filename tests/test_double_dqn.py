@@ -50,6 +50,28 @@ def test_double_q_target_differs_from_vanilla_on_a_constructed_pair() -> None:
     assert model.next_q_values(next_obs).tolist() == [[5.0]] * 3
 
 
+def test_target_epsilon_values_the_next_state_as_the_epsilon_greedy_policy_plays_it() -> None:
+    model = cartpole_model(target_epsilon=0.2)
+    set_output_bias(model.q_net, [0.0, 1.0])  # online net prefers action 1
+    set_output_bias(model.q_net_target, [5.0, 2.0])
+    next_obs = th.zeros(3, 4)
+    # 0.8 * Q_target(s', 1) + 0.2 * mean(5, 2) = 1.6 + 0.7 (double); 0.8 * 5 + 0.7 (vanilla).
+    assert model.next_q_values(next_obs).flatten().tolist() == pytest.approx([2.3] * 3)
+    model.double_q = False
+    assert model.next_q_values(next_obs).flatten().tolist() == pytest.approx([4.7] * 3)
+    model.target_epsilon = 0.0  # greedy targets again, exactly
+    assert model.next_q_values(next_obs).tolist() == [[5.0]] * 3
+
+
+def test_an_old_zip_without_target_epsilon_loads_with_greedy_targets(tmp_path) -> None:
+    model = cartpole_model()
+    del model.target_epsilon  # as a model saved before the option existed
+    model.save(tmp_path / "old.zip")
+    assert "target_epsilon" not in json.loads(zipfile.ZipFile(tmp_path / "old.zip").read("data"))
+    assert DoubleDQN.load(tmp_path / "old.zip", device="cpu").target_epsilon == 0.0
+    assert DoubleDQN.load(tmp_path / "old.zip", device="cpu", target_epsilon=0.05).target_epsilon == 0.05  # as -params does
+
+
 def test_double_q_training_step_moves_towards_the_double_target() -> None:
     losses = {}
     for double_q in (True, False):
@@ -149,6 +171,7 @@ def test_compressed_buffer_with_sb3_dqn_gets_n_steps_from_double_dqn() -> None:
     [
         (dict(prioritized_replay=True, replay_buffer_class=CompressedReplayBuffer), "needs a PrioritizedReplayBuffer"),
         (dict(prioritized_replay_beta=1.5), r"prioritized_replay_beta=1.5 must be in \[0, 1\]"),
+        (dict(target_epsilon=1.5), r"target_epsilon=1.5 must be in \[0, 1\]"),
         (dict(random_shift=-1), "random_shift=-1 must be a whole number of pixels >= 0"),
         (dict(random_shift=2.5), "random_shift=2.5 must be a whole number of pixels >= 0"),
         (
@@ -392,6 +415,7 @@ NOT_DEFAULT = {
     "overlap_env_steps": (True, lambda m: m.overlap_env_steps),
     "random_shift": (2, lambda m: m.random_shift),
     "per_env_exploration": (True, lambda m: m.per_env_exploration),
+    "target_epsilon": (0.1, lambda m: m.target_epsilon),
     "stats_window_size": (17, lambda m: m._stats_window_size),
     "tensorboard_log": ("tb-logs", lambda m: m.tensorboard_log),
     "policy_kwargs": (dict(net_arch=[6]), lambda m: m.policy.net_arch),

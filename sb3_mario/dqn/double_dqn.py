@@ -27,7 +27,7 @@ SelfDoubleDQN = TypeVar("SelfDoubleDQN", bound="DoubleDQN")
 
 class DoubleDQN(DQN):
     """
-    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with four options:
+    SB3's ``DQN`` (same constructor, save/load, callbacks and logging) with these options:
 
     - **Double DQN** (van Hasselt et al., 2016), on by default: the online network chooses the next
       action and the target network values it, ``r + gamma * Q_target(s', argmax_a Q(s', a))``,
@@ -51,6 +51,12 @@ class DoubleDQN(DQN):
       schedule gives one per env (:class:`~sb3_mario.dqn.exploration.AdaptiveEpsilonCallback`'s
       boosts: an env whose Mario passes a frontier explores more, the others do not). One env: the
       same draws as SB3's.
+    - **Targets for the epsilon-greedy policy**, off by default: with ``target_epsilon=0.05`` the next
+      state is valued as the policy that acts randomly 5% of the time would play it (expected SARSA,
+      van Seijen et al., 2009): ``(1 - eps) * Q_target(s', a*) + eps * mean_a Q_target(s', a)``,
+      ``a*`` chosen as above. The greedy target values a state where one random action is fatal as if
+      no random action came; this one learns to keep a margin where an evaluation at that epsilon
+      would lose the episode.
 
     Prioritized replay is asked for one way, ``prioritized_replay=True``: a
     :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` given as ``replay_buffer_class`` without
@@ -74,6 +80,7 @@ class DoubleDQN(DQN):
     :param overlap_env_steps: Train while the envs step (see above).
     :param random_shift: Largest random shift of replayed image observations, in pixels (0: none).
     :param per_env_exploration: Draw each env's exploration coin, with its own epsilon (see above).
+    :param target_epsilon: Epsilon of the policy the TD target values (0: the greedy policy, as DQN's).
 
     The other parameters are ``DQN``'s, with the same defaults.
     """
@@ -108,6 +115,7 @@ class DoubleDQN(DQN):
         overlap_env_steps: bool = False,
         random_shift: int = 0,
         per_env_exploration: bool = False,
+        target_epsilon: float = 0.0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -160,6 +168,8 @@ class DoubleDQN(DQN):
                 raise ValueError(f"{name}={value!r} must be in [0, 1]")
         if isinstance(random_shift, bool) or not isinstance(random_shift, int) or random_shift < 0:
             raise ValueError(f"random_shift={random_shift!r} must be a whole number of pixels >= 0 (0: no augmentation)")
+        if not 0 <= target_epsilon <= 1:
+            raise ValueError(f"target_epsilon={target_epsilon!r} must be in [0, 1] (0: greedy targets)")
         self.double_q = double_q
         self.prioritized_replay = prioritized_replay
         self.prioritized_replay_alpha = prioritized_replay_alpha
@@ -169,6 +179,7 @@ class DoubleDQN(DQN):
         self.overlap_env_steps = overlap_env_steps
         self.random_shift = random_shift
         self.per_env_exploration = per_env_exploration
+        self.target_epsilon = target_epsilon
         self._deferred_training: DeferredTraining | None = None  # inside learn() with overlap_env_steps
         self._stepping_env: TrainWhileStepping | None = None
         if _init_setup_model:
@@ -313,8 +324,12 @@ class DoubleDQN(DQN):
         next_q_target = self.q_net_target(next_observations)
         if self.double_q:
             next_actions = self.q_net(next_observations).argmax(dim=1, keepdim=True)
-            return th.gather(next_q_target, dim=1, index=next_actions)
-        return next_q_target.max(dim=1, keepdim=True)[0]
+            greedy = th.gather(next_q_target, dim=1, index=next_actions)
+        else:
+            greedy = next_q_target.max(dim=1, keepdim=True)[0]
+        if not self.target_epsilon:
+            return greedy
+        return (1 - self.target_epsilon) * greedy + self.target_epsilon * next_q_target.mean(dim=1, keepdim=True)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         if self._deferred_training is not None:  # called by learn(): run while the envs play the next step
