@@ -163,13 +163,12 @@ class DoubleDQN(DQN):
         for name, value in (
             ("prioritized_replay_beta", prioritized_replay_beta),
             ("prioritized_replay_final_beta", prioritized_replay_final_beta),
+            ("target_epsilon", target_epsilon),
         ):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r} must be in [0, 1]")
         if isinstance(random_shift, bool) or not isinstance(random_shift, int) or random_shift < 0:
             raise ValueError(f"random_shift={random_shift!r} must be a whole number of pixels >= 0 (0: no augmentation)")
-        if not 0 <= target_epsilon <= 1:
-            raise ValueError(f"target_epsilon={target_epsilon!r} must be in [0, 1] (0: greedy targets)")
         self.double_q = double_q
         self.prioritized_replay = prioritized_replay
         self.prioritized_replay_alpha = prioritized_replay_alpha
