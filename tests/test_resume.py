@@ -127,6 +127,25 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     assert resumed_state["frontier"] >= state["frontier"]
 
 
+@pytest.mark.slow
+def test_a_run_continued_without_its_replay_buffer_warms_up_before_learning(tmp_path) -> None:
+    # 300 steps, learning from step 150; then 300 more from the final model with its buffer deleted
+    # (a shipped agent, or checkpoints saved without --save-replay-buffer).
+    zoo("train", *RUN, "-n", "300", "-f", str(tmp_path))
+    first = tmp_path / "dqn" / "MarioShaped_1"
+    (first / "replay_buffer.pkl").unlink()
+    first_updates = saved_data(first / "MarioShaped.zip")["_n_updates"]
+    assert first_updates > 0
+
+    out = zoo("train", *RUN, "-n", "300", "-f", str(tmp_path), "-i", str(first / "MarioShaped.zip"))
+    assert "No replay buffer was loaded: collecting 150 transitions (learning_starts)" in out
+    continued = saved_data(tmp_path / "dqn" / "MarioShaped_2" / "MarioShaped.zip")
+    assert continued["num_timesteps"] == 600
+    assert continued["learning_starts"] == 450
+    # The same 150 steps of learning as the first run: none on the nearly empty buffer of steps 300-450.
+    assert continued["_n_updates"] - first_updates == first_updates
+
+
 def test_atomic_checkpoints_write_every_file_sb3_writes(tmp_path) -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.save_util import load_from_pkl

@@ -15,7 +15,8 @@ rl-zoo3 imports a module named ``custom_envs`` when it starts; sb3-mario install
 - ``--vec-env subproc`` pins each env worker to its own core (:class:`~sb3_mario.envs.vec_env.PinnedSubprocVecEnv`);
 - ``normalize`` without observation normalization copies no observations (:class:`~sb3_mario.envs.vec_env.LeanVecNormalize`);
   checkpoints carry the ``VecNormalize`` statistics, and ``-i checkpoint.zip`` loads them;
-- a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped;
+- a run continued with ``-i`` keeps counting steps, so its schedules go on where they stopped, and
+  one continued without a replay buffer collects ``learning_starts`` transitions before it learns;
 - ``--algo ddqn`` is :class:`~sb3_mario.dqn.double_dqn.DoubleDQN`;
 - a :class:`~sb3_mario.callbacks.StopTrainingOnFlagRate` in an entry's ``callback:`` list follows
   rl-zoo3's periodic evaluation, and each new best model keeps its own ``VecNormalize`` statistics;
@@ -238,9 +239,33 @@ def _load_checkpoint_replay_buffer(original_load_pretrained_agent):
             # step (or none, for a killed run), not the one that belongs to this checkpoint.
             print(f"Loading the replay buffer saved with the checkpoint: {replay_buffer}")
             model.load_replay_buffer(replay_buffer, truncate_last_traj=self.truncate_last_trajectory)
+        _warm_up_an_empty_replay_buffer(model, hyperparams)
         return model
 
     return _load_pretrained_agent
+
+
+def _warm_up_an_empty_replay_buffer(model, hyperparams: dict) -> None:
+    """
+    Give a model continued without a replay buffer its ``learning_starts`` again, counted from its
+    current step: SB3 compares ``learning_starts`` with the step count, which a continued run keeps,
+    so it would take gradient steps at once on a buffer of a few transitions (and overfit them).
+
+    :param model: The loaded model, after any replay buffer was loaded into it.
+    :param hyperparams: The hyperparameters it was loaded with (the entry's, with ``-params``).
+    """
+    replay_buffer = getattr(model, "replay_buffer", None)
+    if replay_buffer is None or replay_buffer.size() > 0 or model.num_timesteps == 0:
+        return
+    # The entry's value, not the zip's: the zip of a run continued this way holds a shifted one.
+    warm_up = hyperparams.get("learning_starts")
+    if warm_up is None:
+        warm_up = inspect.signature(type(model)).parameters["learning_starts"].default
+    model.learning_starts = model.num_timesteps + warm_up
+    print(
+        f"No replay buffer was loaded: collecting {warm_up} transitions (learning_starts) before the "
+        f"first gradient step, at step {model.learning_starts}"
+    )
 
 
 def _add_safety_callbacks(original_create_callbacks):
