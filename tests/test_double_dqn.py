@@ -185,6 +185,23 @@ def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
         cartpole_model(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target_epsilon=1.5), r"target_epsilon=1.5 must be in \[0, 1\]"),
+        (dict(prioritized_replay_final_beta=-0.1), r"prioritized_replay_final_beta=-0.1 must be in \[0, 1\]"),
+        (dict(random_shift=-2), "random_shift=-2 must be a whole number of pixels >= 0"),
+    ],
+)
+def test_bad_options_given_to_load_are_refused_and_the_zip_is_kept(tmp_path, kwargs: dict, message: str) -> None:
+    # rl-zoo3 passes a resumed run's -params to load(), which sets them after the constructor.
+    cartpole_model().save(tmp_path / "model.zip")
+    saved = (tmp_path / "model.zip").read_bytes()
+    with pytest.raises(ValueError, match=message):
+        DoubleDQN.load(tmp_path / "model.zip", device="cpu", **kwargs)
+    assert (tmp_path / "model.zip").read_bytes() == saved
+
+
 def test_learn_has_sb3s_signature_and_logs_as_double_dqn(tmp_path) -> None:
     stock = inspect.signature(DQN.learn).parameters
     ours = inspect.signature(DoubleDQN.learn).parameters

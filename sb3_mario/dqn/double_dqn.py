@@ -160,15 +160,6 @@ class DoubleDQN(DQN):
                 "uniformly and never update its priorities: set prioritized_replay=True (it picks that buffer), "
                 "or use CompressedReplayBuffer for uniform replay"
             )
-        for name, value in (
-            ("prioritized_replay_beta", prioritized_replay_beta),
-            ("prioritized_replay_final_beta", prioritized_replay_final_beta),
-            ("target_epsilon", target_epsilon),
-        ):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name}={value!r} must be in [0, 1]")
-        if isinstance(random_shift, bool) or not isinstance(random_shift, int) or random_shift < 0:
-            raise ValueError(f"random_shift={random_shift!r} must be a whole number of pixels >= 0 (0: no augmentation)")
         self.double_q = double_q
         self.prioritized_replay = prioritized_replay
         self.prioritized_replay_alpha = prioritized_replay_alpha
@@ -185,6 +176,7 @@ class DoubleDQN(DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        self._check_option_values()
         if self.prioritized_replay:
             if self.replay_buffer_class is None:
                 self.replay_buffer_class = PrioritizedReplayBuffer
@@ -207,6 +199,17 @@ class DoubleDQN(DQN):
                 super()._setup_model()
         else:
             super()._setup_model()
+
+    def _check_option_values(self) -> None:
+        # Here rather than in __init__: load() sets its keyword arguments (rl-zoo3's -params on a
+        # resumed run) after the constructor, then calls _setup_model.
+        for name in ("prioritized_replay_beta", "prioritized_replay_final_beta", "target_epsilon"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name}={value!r} must be in [0, 1]")
+        shift = self.random_shift
+        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+            raise ValueError(f"random_shift={shift!r} must be a whole number of pixels >= 0 (0: no augmentation)")
 
     def learn(
         self: SelfDoubleDQN,
