@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from stable_baselines3 import DQN
 from stable_baselines3.common.save_util import load_from_pkl
+from stable_baselines3.common.utils import LinearSchedule
 
 from tests.zoo_runner import REPO, zoo
 
@@ -110,10 +111,13 @@ def test_killed_run_resumes_to_the_same_total(tmp_path) -> None:
     assert f"Loading the replay buffer saved with the checkpoint: {buffer_path}" in out
     assert f"Loading the VecNormalize statistics saved with the checkpoint: {statistics}" in out
     # The adaptive exploration starts where the checkpoint left it: frontier, the episodes waiting for
-    # its next move, and epsilon (the schedule's value at the checkpoint's step; no boost at the start).
+    # its next move, and epsilon: the schedule's value at the checkpoint's step, without the boost the
+    # checkpoint's saved exploration_rate holds if Mario was past the frontier when it was written.
+    schedule = LinearSchedule(data["exploration_initial_eps"], data["exploration_final_eps"], data["exploration_fraction"])
+    epsilon = schedule(data["_current_progress_remaining"])
     recent = [round(x) for x in state["recent_beats"]]
     assert (
-        f"resumed at epsilon {data['exploration_rate']:.6f}; 1-1: frontier at x={state['frontier']:.0f}, "
+        f"resumed at epsilon {epsilon:.6f}; 1-1: frontier at x={state['frontier']:.0f}, "
         f"recent frontier-beating max_x {recent} ({state['beats_since_update']} since the last update)"
     ) in out
     resumed_run = tmp_path / "dqn" / "MarioShaped_2"
