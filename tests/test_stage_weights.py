@@ -53,6 +53,16 @@ def test_weights_grow_with_a_stages_failures_and_keep_a_floor() -> None:
     env.close()
 
 
+def test_squared_failures_pull_harder_towards_the_stage_failed_most() -> None:
+    env = make_mario_shaped(level=["1-1", "1-2", "1-3"], stage_weights="failures_squared", frame_size=32)
+    weighting = unwrap_wrapper(env, FailureWeightedStages)
+    weighting.flags["1-1"].extend([True, False])  # fails 1 in 2: 0.25
+    weighting.flags["1-2"].extend([True] * 4)  # never fails: the floor 0.25, squared 0.0625
+    weighting.flags["1-3"].extend([False] * 4)  # always fails: 1
+    np.testing.assert_allclose(weighting.stage_weights(), [0.25, 0.0625, 1.0] / np.float64(1.3125))
+    env.close()
+
+
 def test_episode_outcomes_from_the_start_set_the_next_draws_weights() -> None:
     endings = [
         ("1-1", "flag", False, False),
@@ -103,7 +113,7 @@ def test_the_sampler_draws_by_its_weights() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(level=1, stage_weights="hard"), r"stage_weights='hard' is not valid; valid choices: uniform, failures"),
+        (dict(level=1, stage_weights="hard"), r"stage_weights='hard' is not valid; valid choices: uniform, failures, failures_squared"),
         (dict(level="1-1", stage_weights="failures"), r"stage_weights='failures' weighs several stages; level='1-1' is one"),
         (dict(level=1, stage_weights="failures", stage_order="round_robin"), r"stage_order='round_robin' takes them in turn"),
     ],

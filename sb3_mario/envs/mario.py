@@ -13,7 +13,7 @@ from nes_py.wrappers import JoypadSpace
 
 from sb3_mario.envs.frontier_starts import FrontierStarts, check_start_weights
 from sb3_mario.envs.reward import DEFAULT_FRAME_SKIP, ShapedReward
-from sb3_mario.envs.stage_weights import FailureWeightedStages, check_stage_weights
+from sb3_mario.envs.stage_weights import FAILURE_POWERS, FailureWeightedStages, check_stage_weights
 from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels, stage_constants, world_and_stage
 from sb3_mario.envs.wrappers import ResizeFrames, ShapedFrameSkip, StageSampler, check_stage_order
 
@@ -99,7 +99,8 @@ def make_mario_shaped(
         ``"failures"``: half of them just before where the stage's episodes from its start fail; training only.
     :param stage_weights: With several stages drawn at random: ``"uniform"``, or ``"failures"``: more
         training steps on the stages the agent clears least often
-        (:class:`sb3_mario.envs.stage_weights.FailureWeightedStages`); training only.
+        (:class:`sb3_mario.envs.stage_weights.FailureWeightedStages`), or ``"failures_squared"``: the
+        same, weighed by the failure rate squared; training only.
     :param reward_constants: Any constructor argument of :class:`sb3_mario.envs.reward.ShapedReward`
         but ``frame_skip``; ``checkpoint_x`` and ``jump_ground_y`` default to each stage's own
         (:func:`sb3_mario.envs.stages.stage_constants`).
@@ -136,8 +137,8 @@ def make_mario_shaped(
     env = ShapedFrameSkip(env, reward, frame_skip=frame_skip, n_frames=frame_stack, fresh_jumps=fresh_jumps)
     if frontier_starts:
         env = FrontierStarts(env, probability=frontier_starts, start_weights=frontier_start_weights)
-    if stage_weights == "failures":
-        env = FailureWeightedStages(env, sampler)
+    if stage_weights != "uniform":
+        env = FailureWeightedStages(env, sampler, power=FAILURE_POWERS[stage_weights])
     env = JoypadSpace(env, ACTION_SETS[actions])
     return ResizeFrames(env, frame_shape)
 

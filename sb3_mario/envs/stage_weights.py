@@ -8,7 +8,9 @@ import numpy as np
 
 from sb3_mario.envs.wrappers import StageSampler
 
-STAGE_WEIGHTINGS = ("uniform", "failures")
+STAGE_WEIGHTINGS = ("uniform", "failures", "failures_squared")
+# The power each weighting raises a stage's failure rate to.
+FAILURE_POWERS = {"failures": 1.0, "failures_squared": 2.0}
 
 
 def check_stage_weights(stage_weights: str) -> str:
@@ -25,6 +27,9 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     its start (episodes started from a snapshot, ``info["frontier_start"]``, are not counted). A stage
     not played yet weighs 1. While no stage is cleared every stage gets the same share; a stage the
     agent clears every time keeps a share (``min_weight``), so that what it learnt there is still replayed.
+    With ``power`` 2 the weight is that failure rate squared: a stage failed twice as often gets four
+    times the share, for when even shares in proportion to failures leave the hardest stages behind
+    (the world-1 run: docs/results.md).
 
     The shares are of env steps, not of episodes: each stage is drawn with its weight divided by the
     mean length of its last ``window`` episodes (all of them, snapshot starts included). Drawn by
@@ -39,20 +44,26 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         if any: it reads ``info["frontier_start"]``).
     :param sampler: The env's :class:`~sb3_mario.envs.wrappers.StageSampler` (random order).
     :param window: Episodes per stage the flag rate and the mean length cover.
-    :param min_weight: Smallest weight of a stage, before the weights are normalized.
+    :param min_weight: Smallest failure rate a stage is weighed by (before ``power``).
+    :param power: The power the failure rate is raised to.
     """
 
-    def __init__(self, env: gym.Env, sampler: StageSampler, window: int = 50, min_weight: float = 0.25) -> None:
+    def __init__(
+        self, env: gym.Env, sampler: StageSampler, window: int = 50, min_weight: float = 0.25, power: float = 1.0
+    ) -> None:
         if sampler.order != "random":
             raise ValueError(
                 f"stage_weights='failures' draws the stages at random; stage_order={sampler.order!r} takes them in turn"
             )
         if not 0 < min_weight <= 1:
             raise ValueError(f"min_weight={min_weight!r} must be in (0, 1]")
+        if not power > 0:
+            raise ValueError(f"power={power!r} must be > 0")
         super().__init__(env)
         self.sampler = sampler
         self.window = window
         self.min_weight = min_weight
+        self.power = power
         self.flags: dict[str, deque[bool]] = {level: deque(maxlen=window) for level in sampler.levels}
         self.lengths: dict[str, deque[int]] = {level: deque(maxlen=window) for level in sampler.levels}
         self.episode_steps = 0
@@ -65,6 +76,7 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
                 for level in self.sampler.levels
             ]
         )
+        failures = failures**self.power
         known = [float(np.mean(lengths)) for lengths in self.lengths.values() if lengths]
         # A stage not played yet is taken to last as long as the others do on average.
         unknown = float(np.mean(known)) if known else 1.0
