@@ -113,7 +113,10 @@ def test_the_sampler_draws_by_its_weights() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(level=1, stage_weights="hard"), r"stage_weights='hard' is not valid; valid choices: uniform, failures, failures_squared"),
+        (
+            dict(level=1, stage_weights="hard"),
+            r"stage_weights='hard' is not valid; valid choices: uniform, failures, failures_squared",
+        ),
         (dict(level="1-1", stage_weights="failures"), r"stage_weights='failures' weighs several stages; level='1-1' is one"),
         (dict(level=1, stage_weights="failures", stage_order="round_robin"), r"stage_order='round_robin' takes them in turn"),
     ],
