@@ -28,8 +28,8 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     not played yet weighs 1. While no stage is cleared every stage gets the same share; a stage the
     agent clears every time keeps a share (``min_weight``), so that what it learnt there is still replayed.
     With ``power`` 2 the weight is that failure rate squared: a stage failed twice as often gets four
-    times the share, for when even shares in proportion to failures leave the hardest stages behind
-    (the world-1 run: docs/results.md).
+    times the share (tried on the world-1 run, where it moved the flag rates by 1-3 points:
+    docs/results.md).
 
     The shares are of env steps, not of episodes: each stage is drawn with its weight divided by the
     mean length of its last ``window`` episodes (all of them, snapshot starts included). Drawn by
@@ -53,7 +53,7 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
     ) -> None:
         if sampler.order != "random":
             raise ValueError(
-                f"stage_weights='failures' draws the stages at random; stage_order={sampler.order!r} takes them in turn"
+                f"stage_weights weighs stages drawn at random; stage_order={sampler.order!r} takes them in turn"
             )
         if not 0 < min_weight <= 1:
             raise ValueError(f"min_weight={min_weight!r} must be in (0, 1]")
