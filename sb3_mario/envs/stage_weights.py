@@ -52,9 +52,7 @@ class FailureWeightedStages(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         self, env: gym.Env, sampler: StageSampler, window: int = 50, min_weight: float = 0.25, power: float = 1.0
     ) -> None:
         if sampler.order != "random":
-            raise ValueError(
-                f"stage_weights weighs stages drawn at random; stage_order={sampler.order!r} takes them in turn"
-            )
+            raise ValueError(f"stage_weights weighs stages drawn at random; stage_order={sampler.order!r} takes them in turn")
         if not 0 < min_weight <= 1:
             raise ValueError(f"min_weight={min_weight!r} must be in (0, 1]")
         if not power > 0:
