@@ -8,9 +8,9 @@ import numpy as np
 
 from sb3_mario.envs.wrappers import StageSampler
 
-STAGE_WEIGHTINGS = ("uniform", "failures", "failures_squared")
-# The power each weighting raises a stage's failure rate to.
+# The power each failure weighting raises a stage's failure rate to.
 FAILURE_POWERS = {"failures": 1.0, "failures_squared": 2.0}
+STAGE_WEIGHTINGS = ("uniform", *FAILURE_POWERS)
 
 
 def check_stage_weights(stage_weights: str) -> str:
