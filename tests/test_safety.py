@@ -94,6 +94,11 @@ def test_mistyped_hyperparameter_is_named() -> None:
             "error: unknown hyperparameter.*'exploraton_fraction': did you mean \\['exploration_fraction'",
         ),
         (["env_kwargs:dict(level='9-9')"], "error: level='9-9' is not an SMB1 stage; valid levels: 1-1"),
+        (
+            ["env_kwargs:dict(actions='left')"],
+            "error: actions='left' is not an action set; valid choices: right_only, simple, complex",
+        ),
+        (["--env-kwargs", "frame_skip:0"], "error: frame_skip=0 is not valid: expected a positive integer"),
     ],
 )
 def test_user_errors_stop_rl_zoo_before_training(tmp_path, params: list, message: str) -> None:
