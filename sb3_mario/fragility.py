@@ -91,18 +91,17 @@ class StageProbe:
         self.env.reset()
         self.shaped.restore(snapshot)
 
-    def play_greedy(self, observation: np.ndarray, max_steps: int) -> tuple[str | None, int]:
+    def play_greedy(self, observation: np.ndarray, max_steps: int) -> str | None:
         """
         Play greedily from ``observation`` for at most ``max_steps`` steps.
 
-        :return: The termination cause (``"death"``, ``"flag"``, ``"stall"``; ``None`` if still playing)
-            and Mario's x position at the end.
+        :return: The termination cause (``"death"``, ``"flag"``, ``"stall"``), ``None`` if still playing.
         """
         for _ in range(max_steps):
             observation, _, terminated, truncated, info = self.env.step(self.greedy_action(observation))
             if terminated or truncated:
-                return info.get("termination_cause"), int(info["x_pos"])
-        return None, int(self.shaped.nes._x_position)
+                return info.get("termination_cause")
+        return None
 
 
 def probe_stage(probe: StageProbe, max_steps: int = 2000, horizon: int = DEFAULT_HORIZON) -> dict[str, Any]:
@@ -133,7 +132,7 @@ def probe_stage(probe: StageProbe, max_steps: int = 2000, horizon: int = DEFAULT
                 continue
             probe.restore(snapshot)
             observation, _, terminated, _, info = probe.env.step(action)
-            ended_by = info.get("termination_cause") if terminated else probe.play_greedy(observation, horizon)[0]
+            ended_by = info.get("termination_cause") if terminated else probe.play_greedy(observation, horizon)
             if ended_by == "death":
                 lethal.append(probe.action_names[action])
         if lethal:
