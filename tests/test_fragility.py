@@ -33,6 +33,7 @@ def replay_ends_in_death(env: gym.Env, model, step: int, action: int, horizon: i
     return bool(terminated and info["termination_cause"] == "death")
 
 
+@pytest.mark.slow
 def test_the_lethal_actions_found_from_snapshots_are_those_a_replay_from_the_start_finds() -> None:
     # The world-1 agent's first 30 steps of 1-3 hold two jumps over pits: releasing A mid-jump kills.
     agent = load_agent(WORLD1_AGENT)
