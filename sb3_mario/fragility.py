@@ -37,7 +37,8 @@ from sb3_mario.envs.wrappers import ShapedFrameSkip, StageSnapshot
 from sb3_mario.loading import LoadedAgent, load_agent_or_exit
 
 # Steps of greedy play after the one other action: a jump cut short or a wrong step into an enemy
-# kills within ~2 s of game time (30 steps of 4 frames); later deaths are greedy play's own.
+# kills within ~2 s of game time (30 steps of 4 frames); 40 leaves a margin, and later deaths are
+# greedy play's own.
 DEFAULT_HORIZON = 40
 
 

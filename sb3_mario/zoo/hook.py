@@ -160,7 +160,7 @@ def _check_keys(original_read):
             check_entry_keys(self.algo, self.env_name.gym_id, hyperparams)
             # Every check the env makes of its arguments, made once here (building one takes ~0.3 s):
             # later, a bad value would end in a traceback (one per worker under --vec-env subproc).
-            gym.make(self.env_name.gym_id, **(hyperparams.get("env_kwargs") or {})).close()
+            gym.make(self.env_name.gym_id, **(hyperparams.get("env_kwargs", self.env_kwargs) or {})).close()
         except ValueError as error:
             # The user's error, not a bug: said as argparse says bad arguments, without a traceback.
             print(f"error: {error}", file=sys.stderr)
