@@ -166,13 +166,38 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def add_level_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--levels`` and ``--world`` options of the commands that play a model on stages (:func:`chosen_levels`)."""
+    parser.add_argument("--levels", nargs="+", default=None, help="stages or worlds: 1-1 1-2, 2 (default: the model's)")
+    parser.add_argument("--world", type=int, default=None, help="all four stages of this world (1..8)")
+
+
+def chosen_levels(parser: argparse.ArgumentParser, args: argparse.Namespace, agent: LoadedAgent | None) -> list[str]:
+    """
+    The stages ``--world`` or ``--levels`` name, by default those the model was trained on; a bad one is
+    the user's error (``parser.error``: an error line and exit status 2).
+
+    :param parser: The command's parser, with :func:`add_level_arguments`'s options.
+    :param args: Its parsed arguments.
+    :param agent: The loaded agent, or ``None`` (the default stage).
+    """
+    if args.world is not None:
+        if not 1 <= args.world <= 8:
+            parser.error(f"--world {args.world} is not an SMB1 world; valid worlds: 1..8")
+        return [f"{args.world}-{stage}" for stage in range(1, 5)]
+    trained_on = agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL
+    try:
+        return list(parse_levels(args.levels or trained_on))
+    except ValueError as error:
+        parser.error(f"--levels: {error}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", help="SB3 zip or rl-zoo3 run folder (omit with --random-only)")
     parser.add_argument("--algo", default=None, help="dqn, qrdqn or ddqn (default: from the run folder, else dqn)")
     parser.add_argument("--best", action="store_true", help="in a run folder, load best_model.zip")
-    parser.add_argument("--levels", nargs="+", default=None, help="stages or worlds: 1-1 1-2, 2 (default: the model's)")
-    parser.add_argument("--world", type=int, default=None, help="all four stages of this world (1..8)")
+    add_level_arguments(parser)
     parser.add_argument("--episodes", type=int, default=20, help="episodes per level")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--epsilon", type=float, default=0.05, help="random-action probability (default 0.05)")
@@ -187,8 +212,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = parser.parse_args(argv)
 
-    if args.world is not None and not 1 <= args.world <= 8:
-        parser.error(f"--world {args.world} is not an SMB1 world; valid worlds: 1..8")
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes} must be at least 1")
     if args.path is None and not args.random_only:
@@ -198,17 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.random_only
         else load_agent_or_exit(parser, args.path, algo=args.algo, best=args.best, safe=not args.unsafe_pickle)
     )
+    levels = chosen_levels(parser, args, agent)
     json_path = args.json or (agent.default_output_dir / "evaluation.json" if agent else Path("evaluation.json"))
     if json_path.exists() and not args.overwrite:
         parser.error(f"{json_path} already holds a report; pass --json elsewhere or --overwrite")
-    if args.world is not None:
-        levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
-    else:
-        trained_on = agent.env_kwargs.get("level", DEFAULT_LEVEL) if agent else DEFAULT_LEVEL
-        try:
-            levels = list(parse_levels(args.levels or trained_on))  # default: the stages the model was trained on
-        except ValueError as error:
-            parser.error(f"--levels: {error}")
     report = evaluate(agent, levels, args.episodes, 0.0 if args.greedy else args.epsilon, args.random_baseline, args.seed)
     print(format_table(report))
     json_path.parent.mkdir(parents=True, exist_ok=True)

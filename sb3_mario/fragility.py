@@ -32,8 +32,8 @@ import torch as th
 from nes_py.wrappers import JoypadSpace
 from tqdm import tqdm
 
-from sb3_mario.envs.stages import DEFAULT_LEVEL, parse_levels
 from sb3_mario.envs.wrappers import ShapedFrameSkip, StageSnapshot
+from sb3_mario.evaluate import add_level_arguments, chosen_levels
 from sb3_mario.loading import LoadedAgent, load_agent_or_exit
 
 # Steps of greedy play after the one other action: a jump cut short or a wrong step into an enemy
@@ -207,30 +207,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="SB3 zip or rl-zoo3 run folder")
     parser.add_argument("--algo", default=None, help="dqn, qrdqn or ddqn (default: from the run folder, else dqn)")
-    parser.add_argument("--levels", nargs="+", default=None, help="stages or worlds: 1-1 1-2, 2 (default: the model's)")
-    parser.add_argument("--world", type=int, default=None, help="all four stages of this world (1..8)")
+    add_level_arguments(parser)
     parser.add_argument("--epsilon", type=float, default=0.05, help="random-action probability of the prediction")
     parser.add_argument("--horizon", type=int, default=DEFAULT_HORIZON, help="greedy steps after the other action")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads (batch-1 forward passes: 1 is fastest)")
     args = parser.parse_args(argv)
 
-    if args.world is not None and not 1 <= args.world <= 8:
-        parser.error(f"--world {args.world} is not an SMB1 world; valid worlds: 1..8")
     if not 0 <= args.epsilon <= 1:
         parser.error(f"--epsilon {args.epsilon} is not a probability in [0, 1]")
     if args.horizon < 1:
         parser.error(f"--horizon {args.horizon} must be at least 1")
     th.set_num_threads(args.num_threads)
     agent = load_agent_or_exit(parser, args.path, algo=args.algo)
-    try:
-        if args.world is not None:
-            levels = [f"{args.world}-{stage}" for stage in range(1, 5)]
-        else:
-            levels = list(parse_levels(args.levels or agent.env_kwargs.get("level", DEFAULT_LEVEL)))
-    except ValueError as error:
-        parser.error(f"--levels: {error}")
-    report = fragility_report(agent, levels, args.epsilon, args.horizon)
+    report = fragility_report(agent, chosen_levels(parser, args, agent), args.epsilon, args.horizon)
     print(format_report(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
