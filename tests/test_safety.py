@@ -102,6 +102,20 @@ def test_mistyped_hyperparameter_is_named() -> None:
     ],
 )
 def test_user_errors_stop_rl_zoo_before_training(tmp_path, params: list, message: str) -> None:
+    assert_refused_before_training(tmp_path, params, message)
+
+
+@pytest.mark.slow
+def test_command_line_env_kwargs_of_an_entry_without_any_are_checked(tmp_path) -> None:
+    """An entry without ``env_kwargs`` trains with the command line's alone: those are checked too."""
+    conf_file = tmp_path / "bare.yml"
+    conf_file.write_text("MarioShaped:\n  n_timesteps: 100\n  policy: 'CnnPolicy'\n")
+    params = ["--conf-file", str(conf_file), "--env-kwargs", "frame_skip:0"]
+    assert_refused_before_training(tmp_path, params, "error: frame_skip=0 is not valid: expected a positive integer")
+
+
+def assert_refused_before_training(tmp_path, params: list, message: str) -> None:
+    """``rl_zoo3.train`` with ``params`` exits with status 2 and the error line ``message``, and saves no model."""
     command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "MarioShaped", "-n", "100"]
     result = subprocess.run(
         [*command, "-f", str(tmp_path), *SMALL, *params], cwd=REPO, capture_output=True, text=True, timeout=300
