@@ -63,6 +63,15 @@ def test_target_epsilon_values_the_next_state_as_the_epsilon_greedy_policy_plays
     assert model.next_q_values(next_obs).tolist() == [[5.0]] * 3
 
 
+def test_target_epsilon_with_n_step_returns_warns_that_it_values_only_their_last_state() -> None:
+    with pytest.warns(UserWarning, match=r"target_epsilon=0.2 values random actions at the last state of each 3-step"):
+        cartpole_model(target_epsilon=0.2, n_steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cartpole_model(target_epsilon=0.2, n_steps=1)
+        cartpole_model(n_steps=3)
+
+
 def test_an_old_zip_without_target_epsilon_loads_with_greedy_targets(tmp_path) -> None:
     model = cartpole_model()
     del model.target_epsilon  # as a model saved before the option existed

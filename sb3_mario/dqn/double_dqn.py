@@ -56,7 +56,11 @@ class DoubleDQN(DQN):
       van Seijen et al., 2009): ``(1 - eps) * Q_target(s', a*) + eps * mean_a Q_target(s', a)``,
       ``a*`` chosen as above. The greedy target values a state where one random action is fatal as if
       no random action came; this one learns to keep a margin where an evaluation at that epsilon
-      would lose the episode.
+      would lose the episode. With ``n_steps > 1`` only the last state of each n-step return is
+      valued so: at the ``n_steps - 1`` states before it the return follows the actions played,
+      random at the behaviour's epsilon. A risk one or two steps after a decision (a jump cut short)
+      then weighs at the behaviour's epsilon whatever ``target_epsilon`` is; a warning says so, and
+      ``n_steps=1`` values every state at ``target_epsilon``.
 
     Prioritized replay is asked for one way, ``prioritized_replay=True``: a
     :class:`~sb3_mario.dqn.buffers.PrioritizedReplayBuffer` given as ``replay_buffer_class`` without
@@ -177,6 +181,13 @@ class DoubleDQN(DQN):
 
     def _setup_model(self) -> None:
         self._check_option_values()
+        if self.target_epsilon and self.n_steps > 1:
+            warnings.warn(
+                f"target_epsilon={self.target_epsilon} values random actions at the last state of each "
+                f"{self.n_steps}-step return only: the {self.n_steps - 1} states before it count the actions played "
+                "(the behaviour's epsilon); n_steps=1 values every state at target_epsilon",
+                stacklevel=2,
+            )
         if self.prioritized_replay:
             if self.replay_buffer_class is None:
                 self.replay_buffer_class = PrioritizedReplayBuffer
