@@ -104,6 +104,27 @@ class StageProbe:
                 return info.get("termination_cause")
         return None
 
+    def lethal_actions(self, snapshot: StageSnapshot, played: int, horizon: int = DEFAULT_HORIZON) -> list[str]:
+        """
+        The actions other than ``played`` that, taken at ``snapshot`` and followed by greedy play, end in
+        Mario's death within ``horizon`` steps.
+
+        :param snapshot: The moment before the step.
+        :param played: The action played there (not tried).
+        :param horizon: Greedy steps after the other action within which a death counts.
+        :return: Their names.
+        """
+        lethal = []
+        for action in range(len(self.action_names)):
+            if action == played:
+                continue
+            self.restore(snapshot)
+            observation, _, terminated, _, info = self.env.step(action)
+            ended_by = info.get("termination_cause") if terminated else self.play_greedy(observation, horizon)
+            if ended_by == "death":
+                lethal.append(self.action_names[action])
+        return lethal
+
 
 def probe_stage(probe: StageProbe, max_steps: int = 2000, horizon: int = DEFAULT_HORIZON) -> dict[str, Any]:
     """
@@ -127,15 +148,7 @@ def probe_stage(probe: StageProbe, max_steps: int = 2000, horizon: int = DEFAULT
             break
     fragile = []
     for step, (snapshot, greedy) in enumerate(run):
-        lethal = []
-        for action in range(len(probe.action_names)):
-            if action == greedy:
-                continue
-            probe.restore(snapshot)
-            observation, _, terminated, _, info = probe.env.step(action)
-            ended_by = info.get("termination_cause") if terminated else probe.play_greedy(observation, horizon)
-            if ended_by == "death":
-                lethal.append(probe.action_names[action])
+        lethal = probe.lethal_actions(snapshot, greedy, horizon)
         if lethal:
             fragile.append(FragileStep(step, snapshot.x_pos, probe.action_names[greedy], lethal))
     return {"greedy": {"cause": cause, "steps": len(run), "x_pos": x_pos}, "fragile": fragile}

@@ -1,4 +1,9 @@
-"""Lethal steps of a greedy run (sb3_mario.fragility): found from snapshots as a replay from the stage's start finds them."""
+"""Lethal steps of a greedy run (sb3_mario.fragility): found from snapshots as a replay from the stage's start finds them;
+the take-off search (scripts/takeoff_search.py) counts them along other take-offs."""
+
+import json
+import subprocess
+import sys
 
 import gymnasium as gym
 import pytest
@@ -48,3 +53,20 @@ def test_the_lethal_actions_found_from_snapshots_are_those_a_replay_from_the_sta
         for action, name in enumerate(probe.action_names):
             assert replay_ends_in_death(env, agent.model, step, action, horizon=20) == ((step, name) in lethal), (step, name)
     env.close()
+
+
+@pytest.mark.slow
+def test_the_takeoff_search_replays_the_greedy_stretch_and_plays_each_opening(tmp_path) -> None:
+    # From step 17 of the world-1 agent's 1-3 past x 350: its greedy stretch holds the fragile steps 21
+    # and 29 found above (3 lethal actions each), and each variant starts with its own opening.
+    report = tmp_path / "takeoffs.json"
+    command = [sys.executable, str(REPO / "scripts" / "takeoff_search.py"), str(WORLD1_AGENT), "--level", "1-3"]
+    options = ["--from-step", "17", "--past-x", "350", "--max-run", "1", "--max-hold", "1", "--horizon", "20"]
+    subprocess.run([*command, *options, "--json", str(report)], check=True, capture_output=True, timeout=600)
+    variants = json.loads(report.read_text())["variants"]
+    assert set(variants) == {"greedy", "run 0, jump 1", "run 1, jump 1"}
+    assert variants["greedy"]["per_step"] == [0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3]
+    run, jump = 3, 4  # right_only: NOOP, right, right A, right B, right A B
+    assert variants["run 0, jump 1"]["actions"][0] == jump
+    assert variants["run 1, jump 1"]["actions"][:2] == [run, jump]
+    assert variants["run 0, jump 1"]["per_step"] != variants["greedy"]["per_step"]
