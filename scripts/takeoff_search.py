@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch as th
 
 import sb3_mario  # noqa: F401  (registers MarioShaped)
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         if steps is None:
             continue
         counts = lethal_counts(probe, steps, args.horizon)
-        results[name] = {"lethal": int(np.sum(counts)), "per_step": counts, "actions": [a for _, a in steps]}
+        results[name] = {"lethal": sum(counts), "per_step": counts, "actions": [a for _, a in steps]}
         print(f"{name:16s} {len(steps):3d} steps past x {args.past_x}: {sum(counts):3d} lethal actions  {counts}", flush=True)
     if "greedy" not in results:
         raise SystemExit(f"error: the greedy run does not get past x {args.past_x} from step {args.from_step}")
@@ -119,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fewest: {best} ({results[best]['lethal']}), greedy: {results['greedy']['lethal']}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": str(agent.path), **vars(args), "json": None, "variants": results}, indent=2))
+        options = {name: value for name, value in vars(args).items() if name != "json"}
+        args.json.write_text(json.dumps({"model": str(agent.path), **options, "variants": results}, indent=2))
     env.close()
 
 
